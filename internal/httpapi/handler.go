@@ -1,0 +1,93 @@
+package httpapi
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/dota-data/ingestion-service/internal/health"
+)
+
+// defaultVersion is the OpenAPI info.version used when Options.Version is
+// empty.
+const defaultVersion = "dev"
+
+// Check is one named readiness dependency, such as "stream" or "kafka".
+type Check struct {
+	// Name keys the check in the readiness body. It must be non-empty and
+	// unique within Options.Checks.
+	Name string
+	// Status reports the dependency's current state. It is called once per
+	// readiness request, possibly concurrently, so it must be safe for
+	// concurrent use and fast; (*health.State).Status is both. It must not
+	// be nil.
+	Status func() health.Status
+}
+
+// Options configures the handler returned by NewHandler. The zero value is
+// usable: no service name, version "dev", always ready, no /metrics, and
+// errors discarded.
+type Options struct {
+	// ServiceName is reported by /api/v1/health and /api/v1/ready. It has
+	// no default.
+	ServiceName string
+	// Version is the OpenAPI document's info.version. Empty means "dev".
+	Version string
+	// Checks are the readiness dependencies. /api/v1/ready answers 200
+	// only when every check is up; an empty list is always ready.
+	Checks []Check
+	// Metrics serves GET /metrics, typically promhttp.HandlerFor(...).
+	// When nil, /metrics is a JSON 404 like any unknown path.
+	Metrics http.Handler
+	// Logger receives handler errors, such as failures to write a
+	// response. Nil means errors are discarded.
+	Logger *slog.Logger
+}
+
+// NewHandler returns the service's HTTP handler serving the routes listed
+// in the package documentation, wrapped with CORS handling and JSON 404/405
+// responses. It is safe for concurrent use.
+//
+// NewHandler panics if a Check has an empty Name, a nil Status, or a Name
+// used by an earlier Check, since these are programming errors in the
+// caller's wiring.
+func NewHandler(opts Options) http.Handler {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	version := opts.Version
+	if version == "" {
+		version = defaultVersion
+	}
+	validateChecks(opts.Checks)
+	checks := append([]Check(nil), opts.Checks...)
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/v1/health", healthHandler(opts.ServiceName, logger))
+	mux.Handle("GET /api/v1/ready", readyHandler(opts.ServiceName, checks, logger))
+	if opts.Metrics != nil {
+		mux.Handle("GET /metrics", opts.Metrics)
+	}
+	mux.Handle("GET /openapi.json", openAPIHandler(version, logger))
+	registerSwaggerUI(mux, logger)
+	registerReDoc(mux, logger)
+
+	return withCORS(withJSONMuxErrors(mux, logger), logger)
+}
+
+// validateChecks panics on checks that cannot be reported unambiguously.
+func validateChecks(checks []Check) {
+	seen := make(map[string]bool, len(checks))
+	for i, c := range checks {
+		switch {
+		case c.Name == "":
+			panic(fmt.Sprintf("httpapi: check %d has an empty name", i))
+		case c.Status == nil:
+			panic(fmt.Sprintf("httpapi: check %q has a nil Status func", c.Name))
+		case seen[c.Name]:
+			panic(fmt.Sprintf("httpapi: duplicate check name %q", c.Name))
+		}
+		seen[c.Name] = true
+	}
+}

@@ -1,0 +1,130 @@
+package kafkasink
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Config configures a Sink. The zero value of each field takes the default
+// named in its comment; Brokers and Topic are required.
+type Config struct {
+	// Brokers are the seed brokers, host:port each.
+	Brokers []string
+	// Topic receives one record per match.
+	Topic string
+	// ClientID identifies the producer to the brokers; default "ingestion-service".
+	ClientID string
+	// Compression is the batch codec: gzip (default), snappy, lz4, zstd or none.
+	Compression string
+	// Linger is how long a partition waits for more records before a batch
+	// is sent; default 10ms.
+	Linger time.Duration
+	// BatchMaxBytes caps one record batch, uncompressed; default 16384.
+	BatchMaxBytes int32
+	// MaxBufferedRecords caps the records held by the client awaiting an
+	// acknowledgement; Publish blocks while it is reached. Default 10000.
+	MaxBufferedRecords int
+	// DeliveryTimeout bounds how long a record may be retried before it is
+	// failed, logged and counted. Zero (the default) retries until the
+	// Kafka cluster accepts the record or the service shuts down.
+	DeliveryTimeout time.Duration
+	// ProbeInterval is how often readiness is re-checked with a metadata
+	// request for Topic; default 5s.
+	ProbeInterval time.Duration
+	// StallAfter marks the sink not ready when records are buffered and none
+	// has been acknowledged for this long; default 15s.
+	StallAfter time.Duration
+	// ExtraOpts are appended to the client options the sink builds; tests
+	// and callers with special needs (TLS, SASL) use them.
+	ExtraOpts []kgo.Opt
+}
+
+// Defaults of Config.
+const (
+	DefaultClientID           = "ingestion-service"
+	DefaultCompression        = "gzip"
+	DefaultLinger             = 10 * time.Millisecond
+	DefaultBatchMaxBytes      = 16384
+	DefaultMaxBufferedRecords = 10000
+	DefaultProbeInterval      = 5 * time.Second
+	DefaultStallAfter         = 15 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.ClientID == "" {
+		c.ClientID = DefaultClientID
+	}
+	if c.Compression == "" {
+		c.Compression = DefaultCompression
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
+	}
+	if c.BatchMaxBytes == 0 {
+		c.BatchMaxBytes = DefaultBatchMaxBytes
+	}
+	if c.MaxBufferedRecords == 0 {
+		c.MaxBufferedRecords = DefaultMaxBufferedRecords
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
+	if c.StallAfter == 0 {
+		c.StallAfter = DefaultStallAfter
+	}
+	return c
+}
+
+// Codec returns the franz-go compression codec for a Compression name, or
+// an error listing the accepted names.
+func Codec(name string) (kgo.CompressionCodec, error) {
+	switch strings.ToLower(name) {
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	case "none":
+		return kgo.NoCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("unknown compression %q: want gzip, snappy, lz4, zstd or none", name)
+}
+
+// clientOpts turns the configuration into franz-go options: the seed's
+// producer settings (acks=all, idempotent, gzip, 10 ms linger, 16 KiB
+// batches), asynchronous and pipelined.
+func (c Config) clientOpts() ([]kgo.Opt, error) {
+	if len(c.Brokers) == 0 {
+		return nil, fmt.Errorf("no brokers")
+	}
+	if c.Topic == "" {
+		return nil, fmt.Errorf("no topic")
+	}
+	codec, err := Codec(c.Compression)
+	if err != nil {
+		return nil, err
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(c.ClientID),
+		kgo.DefaultProduceTopic(c.Topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence, the default, requires acks=all
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProducerLinger(c.Linger),
+		kgo.ProducerBatchMaxBytes(c.BatchMaxBytes),
+		kgo.MaxBufferedRecords(c.MaxBufferedRecords),
+		// A missing topic fails its records quickly; everything else is
+		// retried until DeliveryTimeout.
+		kgo.UnknownTopicRetries(4),
+	}
+	if c.DeliveryTimeout > 0 {
+		opts = append(opts, kgo.RecordDeliveryTimeout(c.DeliveryTimeout))
+	}
+	return append(opts, c.ExtraOpts...), nil
+}

@@ -1,0 +1,254 @@
+// Package kafkasink publishes matches to a Kafka topic with franz-go.
+//
+// A Sink produces asynchronously: Publish hands a record to the client and
+// returns, and the client batches, compresses and pipelines records to the
+// partition leaders with acks=all and the idempotent producer. Every record
+// that finally fails is logged with its match ID and counted; none is
+// dropped silently. Publish blocks once MaxBufferedRecords await an
+// acknowledgement, which is how backpressure reaches the stream reader.
+package kafkasink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/dota-data/ingestion-service/internal/health"
+	"github.com/dota-data/ingestion-service/internal/match"
+)
+
+// ErrClosed is returned by Publish after Close.
+var ErrClosed = errors.New("kafka sink closed")
+
+// Sink publishes matches to one Kafka topic. Create it with New; it is safe
+// for concurrent use.
+type Sink struct {
+	cfg     Config
+	client  *kgo.Client
+	log     *slog.Logger
+	metrics *metrics
+	state   *health.State
+	promise func(*kgo.Record, error)
+
+	closed    atomic.Bool
+	published atomic.Int64
+	failed    atomic.Int64
+	lastAckNS atomic.Int64 // unix nanoseconds of the latest acknowledgement
+	lastErrNS atomic.Int64 // unix nanoseconds of the latest failed record
+	lastErr   atomic.Pointer[string]
+}
+
+// New returns a Sink for cfg. It does not contact the brokers: an
+// unreachable cluster is reported by Status and retried, never fatal. It
+// returns an error only for an invalid configuration, or if its metrics
+// cannot be registered on reg.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Sink, error) {
+	cfg = cfg.withDefaults()
+	opts, err := cfg.clientOpts()
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink: %w", err)
+	}
+	s := &Sink{
+		cfg:   cfg,
+		log:   log,
+		state: health.NewState("no metadata response from the brokers yet"),
+	}
+	clientLog := slog.New(log.Handler()).With("component", "kafka-client")
+	opts = append([]kgo.Opt{kgo.WithLogger(kslog.New(clientLog))}, opts...)
+	s.client, err = kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink: new client: %w", err)
+	}
+	s.metrics, err = newMetrics(reg, s.client)
+	if err != nil {
+		s.client.Close()
+		return nil, fmt.Errorf("kafka sink: %w", err)
+	}
+	s.promise = s.onDelivery
+	return s, nil
+}
+
+// Publish hands m to the client as one record: key the decimal match ID,
+// value exactly {"match_id":N}. It returns once the record is buffered, not
+// when it is acknowledged; the outcome is counted and, on failure, logged
+// with the match ID. It blocks while MaxBufferedRecords are buffered; if
+// ctx ends while it waits, the record is failed that way (logged and
+// counted as "canceled"). It returns ctx's error without producing if ctx
+// has already ended, and ErrClosed after Close.
+func (s *Sink) Publish(ctx context.Context, m match.Match) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// One allocation for key and value, one for the record.
+	buf := make([]byte, 0, 2*20+len(`{"match_id":}`))
+	buf = m.AppendKey(buf)
+	k := len(buf)
+	buf = m.AppendValue(buf)
+	rec := &kgo.Record{Key: buf[:k:k], Value: buf[k:], Timestamp: time.Now()}
+	s.client.Produce(ctx, rec, s.promise)
+	return nil
+}
+
+func (s *Sink) onDelivery(r *kgo.Record, err error) {
+	now := time.Now()
+	if err == nil {
+		s.published.Add(1)
+		s.lastAckNS.Store(now.UnixNano())
+		s.metrics.published.Inc()
+		s.metrics.latency.Observe(now.Sub(r.Timestamp).Seconds())
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("Published match", "match_id", string(r.Key), "partition", r.Partition, "offset", r.Offset)
+		}
+		return
+	}
+	s.failed.Add(1)
+	s.lastErrNS.Store(now.UnixNano())
+	msg := err.Error()
+	s.lastErr.Store(&msg)
+	s.metrics.failed.WithLabelValues(errorClass(err)).Inc()
+	s.log.Error("Failed to publish match", "match_id", string(r.Key), "topic", r.Topic, "error", err)
+}
+
+// errorClass maps a delivery error to a low-cardinality metric label.
+func errorClass(err error) string {
+	var ke *kerr.Error
+	switch {
+	case errors.Is(err, kgo.ErrClientClosed):
+		return "client_closed"
+	case errors.Is(err, kgo.ErrRecordTimeout):
+		return "delivery_timeout"
+	case errors.Is(err, kgo.ErrRecordRetries):
+		return "retries_exhausted"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	case errors.As(err, &ke):
+		return ke.Message
+	}
+	return "other"
+}
+
+// Published returns how many records Kafka has acknowledged.
+func (s *Sink) Published() int64 { return s.published.Load() }
+
+// Failed returns how many records finally failed.
+func (s *Sink) Failed() int64 { return s.failed.Load() }
+
+// Buffered returns how many records await an acknowledgement.
+func (s *Sink) Buffered() int64 { return s.client.BufferedProduceRecords() }
+
+// Status reports whether Kafka currently accepts the sink's records.
+func (s *Sink) Status() health.Status { return s.state.Status() }
+
+// Run keeps Status current until ctx ends: every ProbeInterval it asks the
+// brokers for the topic's metadata, and it also reports not ready while
+// records fail or stay unacknowledged for StallAfter. It returns nil when
+// ctx ends.
+func (s *Sink) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		s.probe(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Sink) probe(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeInterval)
+	defer cancel()
+	if err := s.checkTopic(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return // shutting down
+		}
+		s.setDown(fmt.Sprintf("metadata for topic %q: %v", s.cfg.Topic, err))
+		return
+	}
+	now := time.Now()
+	lastAck := time.Unix(0, s.lastAckNS.Load())
+	if errNS := s.lastErrNS.Load(); errNS != 0 && errNS > s.lastAckNS.Load() {
+		reason := "unknown error"
+		if p := s.lastErr.Load(); p != nil {
+			reason = *p
+		}
+		s.setDown("records are failing: " + reason)
+		return
+	}
+	if buffered := s.client.BufferedProduceRecords(); buffered > 0 && s.lastAckNS.Load() != 0 && now.Sub(lastAck) > s.cfg.StallAfter {
+		s.setDown(fmt.Sprintf("%d records buffered and none acknowledged for %s", buffered, now.Sub(lastAck).Round(time.Second)))
+		return
+	}
+	s.state.Set(true, fmt.Sprintf("topic %q reachable", s.cfg.Topic))
+	s.metrics.up.Set(1)
+}
+
+func (s *Sink) setDown(detail string) {
+	if s.state.Status().Up {
+		s.log.Warn("Kafka not ready", "reason", detail)
+	}
+	s.state.Set(false, detail)
+	s.metrics.up.Set(0)
+}
+
+// checkTopic asks the cluster for the topic's metadata and checks that
+// every partition has a leader.
+func (s *Sink) checkTopic(ctx context.Context) error {
+	req := kmsg.NewPtrMetadataRequest()
+	t := kmsg.NewMetadataRequestTopic()
+	t.Topic = kmsg.StringPtr(s.cfg.Topic)
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, s.client)
+	if err != nil {
+		return err
+	}
+	if len(resp.Topics) != 1 {
+		return fmt.Errorf("broker answered for %d topics", len(resp.Topics))
+	}
+	rt := resp.Topics[0]
+	if err := kerr.ErrorForCode(rt.ErrorCode); err != nil {
+		return err
+	}
+	if len(rt.Partitions) == 0 {
+		return errors.New("topic has no partitions")
+	}
+	for _, p := range rt.Partitions {
+		if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+			return fmt.Errorf("partition %d: %w", p.Partition, err)
+		}
+		if p.Leader < 0 {
+			return fmt.Errorf("partition %d has no leader", p.Partition)
+		}
+	}
+	return nil
+}
+
+// Close stops accepting records, waits until every buffered record is
+// acknowledged or ctx ends, then closes the client. Records still buffered
+// when ctx ends are failed by the client, each logged and counted, and
+// Close returns an error saying how many there were.
+func (s *Sink) Close(ctx context.Context) error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	var err error
+	if ferr := s.client.Flush(ctx); ferr != nil {
+		err = fmt.Errorf("kafka sink: flush: %d records unacknowledged: %w", s.client.BufferedProduceRecords(), ferr)
+	}
+	s.client.Close()
+	s.state.Set(false, "closed")
+	return err
+}

@@ -1,0 +1,256 @@
+package kafkasink
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/dota-data/ingestion-service/internal/kafkatest"
+	"github.com/dota-data/ingestion-service/internal/match"
+)
+
+// syncBuffer is a log destination that tests can read while the sink writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newSink(t *testing.T, cfg Config) (*Sink, *prometheus.Registry, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	debugLogs = logs
+	reg := prometheus.NewRegistry()
+	s, err := New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})), reg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Close(ctx)
+	})
+	return s, reg, logs
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+var debugLogs *syncBuffer
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	defer func() {
+		if t.Failed() && debugLogs != nil {
+			t.Log(debugLogs.String())
+		}
+	}()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestPublishWritesExactRecords(t *testing.T) {
+	for _, codec := range []string{"gzip", "snappy", "lz4", "zstd", "none"} {
+		t.Run(codec, func(t *testing.T) {
+			cluster := kafkatest.Start(t)
+			topic := cluster.Topic(t, 3)
+			s, reg, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, Compression: codec})
+
+			const n = 2000
+			ctx := context.Background()
+			for i := int64(1); i <= n; i++ {
+				if err := s.Publish(ctx, match.Match{ID: 8_000_000_000 + i}); err != nil {
+					t.Fatalf("Publish: %v", err)
+				}
+			}
+			closeCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := s.Close(closeCtx); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if got := s.Published(); got != n {
+				t.Fatalf("Published() = %d, want %d", got, n)
+			}
+			if got := testutil.ToFloat64(s.metrics.published); got != n {
+				t.Fatalf("published metric = %v, want %d", got, n)
+			}
+			if c := testutil.CollectAndCount(reg, "ingestion_produce_latency_seconds"); c != 1 {
+				t.Fatalf("latency histogram not registered")
+			}
+
+			recs := cluster.ReadAll(t, topic, n, 30*time.Second)
+			seen := make(map[int64]bool, n)
+			for _, r := range recs {
+				id, err := strconv.ParseInt(string(r.Key), 10, 64)
+				if err != nil {
+					t.Fatalf("key %q is not a decimal ID", r.Key)
+				}
+				if want := `{"match_id":` + string(r.Key) + `}`; string(r.Value) != want {
+					t.Fatalf("value = %q, want %q", r.Value, want)
+				}
+				if seen[id] {
+					t.Fatalf("duplicate record for %d", id)
+				}
+				seen[id] = true
+			}
+			if len(seen) != n {
+				t.Fatalf("topic holds %d distinct IDs, want %d", len(seen), n)
+			}
+		})
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestUnreachableAtStartThenRecovers(t *testing.T) {
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	s, _, _ := newSink(t, Config{Brokers: []string{addr}, Topic: "late", ProbeInterval: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+
+	// Records published while no broker listens are held, not lost.
+	for i := int64(1); i <= 100; i++ {
+		if err := s.Publish(ctx, match.Match{ID: i}); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+	}
+	waitFor(t, "a failed probe", 10*time.Second, func() bool {
+		st := s.Status()
+		return !st.Up && strings.Contains(st.Detail, "metadata")
+	})
+
+	cluster := kafkatest.StartFake(t, kfake.Ports(port), kfake.SeedTopics(1, "late"))
+	waitFor(t, "ready after the broker starts", 30*time.Second, func() bool { return s.Status().Up })
+	waitFor(t, "the held records to be acknowledged", 30*time.Second, func() bool { return s.Published() == 100 })
+	if got := len(cluster.ReadAll(t, "late", 100, 10*time.Second)); got != 100 {
+		t.Fatalf("topic holds %d records, want 100", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestFailedRecordsAreLoggedAndCounted(t *testing.T) {
+	cluster := kafkatest.StartFake(t, kfake.SeedTopics(1, "refused"))
+	// Every produce request is answered with a retriable error, so records
+	// are retried until the delivery timeout fails them.
+	cluster.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.Fake.KeepControl()
+		preq := req.(*kmsg.ProduceRequest)
+		resp := preq.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range preq.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic = rt.Topic
+			st.TopicID = rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.NotEnoughReplicas.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	s, _, logs := newSink(t, Config{
+		Brokers: cluster.Brokers, Topic: "refused",
+		DeliveryTimeout: time.Second, ProbeInterval: 50 * time.Millisecond,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Run(ctx) }()
+
+	for _, id := range []int64{111, 222, 333} {
+		if err := s.Publish(ctx, match.Match{ID: id}); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+	}
+	waitFor(t, "three failures", 30*time.Second, func() bool { return s.Failed() == 3 })
+	if s.Published() != 0 {
+		t.Fatalf("Published() = %d, want 0", s.Published())
+	}
+	got := testutil.ToFloat64(s.metrics.failed.WithLabelValues("delivery_timeout"))
+	if got != 3 {
+		t.Fatalf("publish_errors_total{error=delivery_timeout} = %v, want 3", got)
+	}
+	for _, id := range []string{"111", "222", "333"} {
+		if !strings.Contains(logs.String(), `"match_id":"`+id+`"`) {
+			t.Fatalf("no error log names match %s:\n%s", id, logs.String())
+		}
+	}
+	waitFor(t, "not ready while records fail", 10*time.Second, func() bool {
+		st := s.Status()
+		return !st.Up && strings.Contains(st.Detail, "failing")
+	})
+}
+
+func TestCloseFlushesBufferedRecords(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 1)
+	// A long linger keeps records in the client until Close flushes them.
+	s, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, Linger: time.Minute})
+	for i := int64(1); i <= 500; i++ {
+		if err := s.Publish(context.Background(), match.Match{ID: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Published() != 0 {
+		t.Fatalf("records were sent before the linger elapsed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if s.Published() != 500 {
+		t.Fatalf("Published() after Close = %d, want 500", s.Published())
+	}
+	if err := s.Publish(context.Background(), match.Match{ID: 1}); err != ErrClosed {
+		t.Fatalf("Publish after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestConfigRejectsUnknownCompression(t *testing.T) {
+	_, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Topic: "t", Compression: "brotli"}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err == nil || !strings.Contains(err.Error(), "brotli") {
+		t.Fatalf("New with compression brotli = %v", err)
+	}
+}

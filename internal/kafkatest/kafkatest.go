@@ -1,0 +1,134 @@
+// Package kafkatest gives tests a Kafka cluster to talk to over TCP: the
+// brokers named by KAFKA_TEST_BROKERS when it is set (a real Apache Kafka
+// cluster), otherwise an in-process kfake cluster on loopback. Each test
+// gets a fresh topic, and helpers read a topic back to check what landed.
+package kafkatest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// BrokersEnv names the environment variable that points the tests at a real
+// cluster: a comma-separated list of host:port.
+const BrokersEnv = "KAFKA_TEST_BROKERS"
+
+// Cluster is a Kafka cluster for one test.
+type Cluster struct {
+	// Brokers are the bootstrap addresses.
+	Brokers []string
+	// Fake is the in-process cluster, or nil against a real one.
+	Fake *kfake.Cluster
+}
+
+// Real reports whether the tests run against a real cluster.
+func Real() bool { return os.Getenv(BrokersEnv) != "" }
+
+// Start returns the cluster for t: the real one when BrokersEnv is set,
+// else a one-broker kfake cluster that is closed when t ends.
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	if env := os.Getenv(BrokersEnv); env != "" {
+		return &Cluster{Brokers: strings.Split(env, ",")}
+	}
+	return StartFake(t)
+}
+
+// StartFake starts an in-process kfake cluster on loopback, closed when t
+// ends, whatever BrokersEnv says.
+func StartFake(t testing.TB, opts ...kfake.Opt) *Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		t.Fatalf("start kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return &Cluster{Brokers: c.ListenAddrs(), Fake: c}
+}
+
+var topicSeq atomic.Int64
+
+// Topic creates a new topic with the given number of partitions and returns
+// its name, unique to this process run.
+func (c *Cluster) Topic(t testing.TB, partitions int32) string {
+	t.Helper()
+	name := fmt.Sprintf("test-%s-%d-%d", sanitize(t.Name()), time.Now().UnixNano()%1e9, topicSeq.Add(1))
+	adm := c.Admin(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, partitions, -1, nil, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
+	}
+	return name
+}
+
+// Admin returns an admin client for the cluster, closed when t ends.
+func (c *Cluster) Admin(t testing.TB) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...))
+	if err != nil {
+		t.Fatalf("admin client: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
+
+// ReadAll consumes topic from the start until it has seen want records or
+// timeout passes, and returns the records it saw. It fails t on a fetch
+// error; a short count is for the caller to judge.
+func (c *Cluster) ReadAll(t testing.TB, topic string, want int, timeout time.Duration) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+	if err != nil {
+		t.Fatalf("consumer: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < want {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			t.Fatalf("fetch %s/%d: %v", topic, p, err)
+		})
+		out = append(out, fetches.Records()...)
+	}
+	return out
+}
+
+func sanitize(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := b.String()
+	if len(out) > 100 {
+		out = out[:100]
+	}
+	return out
+}

@@ -1,0 +1,69 @@
+package wsstream
+
+import (
+	"net/http"
+	"time"
+)
+
+// Config configures a Source. Zero fields take the default in their comment;
+// URL is required.
+type Config struct {
+	// URL is the stream's ws:// or wss:// address.
+	URL string
+	// ConnectTimeout bounds dialling and the opening handshake; default 10s.
+	ConnectTimeout time.Duration
+	// PingInterval is how often the connection is pinged; default 30s.
+	PingInterval time.Duration
+	// PongTimeout is how long a ping may go unanswered, while the reader is
+	// waiting on the socket, before the connection is declared dead and
+	// replaced; default 15s.
+	PongTimeout time.Duration
+	// MaxFrameBytes is the largest frame handed on; larger frames are read
+	// to their end, reported as oversized and skipped. Default 65536.
+	MaxFrameBytes int
+	// BackoffMin is the first reconnect delay; default 500ms. Each failed
+	// attempt doubles it, up to BackoffMax, with jitter.
+	BackoffMin time.Duration
+	// BackoffMax caps the reconnect delay; default 30s.
+	BackoffMax time.Duration
+	// HealthyAfter is how long a connection must last for the next
+	// reconnect to start again from BackoffMin; default 60s.
+	HealthyAfter time.Duration
+	// HTTPClient dials the connection; nil means a client with the system's
+	// trust roots. Set its transport's TLSClientConfig for a custom CA.
+	HTTPClient *http.Client
+	// Header is sent with the opening handshake.
+	Header http.Header
+}
+
+// Defaults of Config.
+const (
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultPingInterval   = 30 * time.Second
+	DefaultPongTimeout    = 15 * time.Second
+	DefaultMaxFrameBytes  = 64 << 10
+	DefaultBackoffMin     = 500 * time.Millisecond
+	DefaultBackoffMax     = 30 * time.Second
+	DefaultHealthyAfter   = 60 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.ConnectTimeout, DefaultConnectTimeout)
+	def(&c.PingInterval, DefaultPingInterval)
+	def(&c.PongTimeout, DefaultPongTimeout)
+	def(&c.BackoffMin, DefaultBackoffMin)
+	def(&c.BackoffMax, DefaultBackoffMax)
+	def(&c.HealthyAfter, DefaultHealthyAfter)
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = c.BackoffMin
+	}
+	return c
+}

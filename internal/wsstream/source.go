@@ -1,0 +1,272 @@
+// Package wsstream reads the live match stream: a WebSocket server that
+// sends one JSON object per frame.
+//
+// A Source keeps one connection open for as long as it runs. It pings the
+// server to find connections that died silently, reconnects on any failure
+// with exponential backoff and jitter, and hands each frame to a Handler in
+// order. The Handler is called on the reading goroutine, so a Handler that
+// blocks stops the reading: that is the backpressure the rest of the
+// service relies on.
+package wsstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dota-data/ingestion-service/internal/health"
+)
+
+// Handler receives what the Source reads.
+type Handler interface {
+	// Frame is called with each data frame, text or binary, in the order
+	// received. frame is valid only during the call.
+	Frame(ctx context.Context, frame []byte)
+	// Oversized is called for a frame larger than MaxFrameBytes, with its
+	// size and its first bytes; the frame itself is skipped.
+	Oversized(ctx context.Context, size int64, head []byte)
+}
+
+// Source reads the match stream. Create it with New.
+type Source struct {
+	cfg     Config
+	log     *slog.Logger
+	state   *health.State
+	metrics *metrics
+	buf     []byte
+
+	// busy is set while the Handler runs, frames counts frames read; the
+	// pinger uses both to tell a dead peer from a busy reader.
+	busy   atomic.Bool
+	frames atomic.Uint64
+}
+
+// New returns a Source for cfg. It fails only if the URL is not ws:// or
+// wss://, or the metrics cannot be registered on reg. It does not connect.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, error) {
+	cfg = cfg.withDefaults()
+	if err := CheckURL(cfg.URL); err != nil {
+		return nil, fmt.Errorf("stream source: %w", err)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("stream source: %w", err)
+	}
+	return &Source{
+		cfg:     cfg,
+		log:     log,
+		state:   health.NewState("not connected yet"),
+		metrics: m,
+		buf:     make([]byte, cfg.MaxFrameBytes+1),
+	}, nil
+}
+
+// CheckURL reports whether raw is a ws:// or wss:// URL with a host.
+func CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return fmt.Errorf("%q is not a ws:// or wss:// URL", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", raw)
+	}
+	return nil
+}
+
+// Status reports whether the stream is connected, and since when.
+func (s *Source) Status() health.Status { return s.state.Status() }
+
+// Run connects and reads until ctx ends, reconnecting after every failure.
+// When ctx ends it closes the connection with a close handshake, hands on
+// any frame already received, and returns nil. The Handler gets a context
+// that is not cancelled with ctx, so that a frame read before shutdown is
+// never dropped on the way out.
+func (s *Source) Run(ctx context.Context, h Handler) error {
+	attempt := 0
+	for {
+		connected, err := s.session(ctx, h)
+		s.metrics.connected.Set(0)
+		if ctx.Err() != nil {
+			s.state.Set(false, "stopped")
+			return nil
+		}
+		if connected >= s.cfg.HealthyAfter {
+			attempt = 0
+		}
+		reason := classify(err)
+		delay := s.backoff(attempt)
+		attempt++
+		s.metrics.reconnects.WithLabelValues(reason).Inc()
+		s.state.Set(false, fmt.Sprintf("%s: %v", reason, err))
+		s.log.Warn("Stream connection lost, reconnecting",
+			"reason", reason, "error", err, "attempt", attempt, "retry_in", delay.String(), "url", s.cfg.URL)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.state.Set(false, "stopped")
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// backoff returns the delay before reconnect attempt n (from 0): between
+// half and all of min(BackoffMax, BackoffMin * 2^n).
+func (s *Source) backoff(n int) time.Duration {
+	d := s.cfg.BackoffMax
+	if n < 32 {
+		if e := s.cfg.BackoffMin << n; e > 0 && e < d {
+			d = e
+		}
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// errPingTimeout marks a connection closed because pings went unanswered.
+var errPingTimeout = errors.New("no pong within the pong timeout")
+
+// dialError marks a failure to connect.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "connect: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+func classify(err error) string {
+	var de *dialError
+	switch {
+	case errors.As(err, &de):
+		return "connect_failed"
+	case errors.Is(err, errPingTimeout):
+		return "ping_timeout"
+	case websocket.CloseStatus(err) != -1:
+		return "closed_by_server"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection_lost"
+	}
+	return "read_error"
+}
+
+// session runs one connection: it returns how long it was connected and
+// why it ended.
+func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) {
+	dialCtx, cancelDial := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
+	conn, _, err := websocket.Dial(dialCtx, s.cfg.URL, &websocket.DialOptions{
+		HTTPClient: s.cfg.HTTPClient,
+		HTTPHeader: s.cfg.Header,
+	})
+	cancelDial()
+	if err != nil {
+		return 0, &dialError{err}
+	}
+	// The library's own limit would close the connection; ours skips the
+	// frame instead.
+	conn.SetReadLimit(-1)
+	start := time.Now()
+	s.metrics.connected.Set(1)
+	s.state.Set(true, "connected to "+s.cfg.URL)
+	s.log.Info("Connected to match stream", "url", s.cfg.URL)
+
+	connCtx, cancelConn := context.WithCancel(context.Background())
+	defer cancelConn()
+	var pingDead atomic.Bool
+	pingerDone := make(chan struct{})
+	go func() {
+		defer close(pingerDone)
+		if s.pinger(connCtx, conn) {
+			pingDead.Store(true)
+			_ = conn.CloseNow()
+		}
+	}()
+	closerDone := make(chan struct{})
+	go func() {
+		defer close(closerDone)
+		select {
+		case <-ctx.Done():
+			// Stop reading: the close handshake makes the read loop end
+			// once the server answers (or after the library's timeout).
+			_ = conn.Close(websocket.StatusGoingAway, "service shutting down")
+		case <-connCtx.Done():
+		}
+	}()
+
+	err = s.readLoop(connCtx, conn, context.WithoutCancel(ctx), h)
+	cancelConn()
+	<-pingerDone
+	<-closerDone
+	_ = conn.CloseNow()
+	if pingDead.Load() {
+		err = errPingTimeout
+	}
+	return time.Since(start), err
+}
+
+func (s *Source) readLoop(connCtx context.Context, conn *websocket.Conn, hctx context.Context, h Handler) error {
+	for {
+		_, r, err := conn.Reader(connCtx)
+		if err != nil {
+			return err
+		}
+		n, err := io.ReadFull(r, s.buf)
+		switch {
+		case err == nil: // the frame fills the buffer: it is over the limit
+			rest, err := io.Copy(io.Discard, r)
+			if err != nil {
+				return err
+			}
+			s.frames.Add(1)
+			s.busy.Store(true)
+			h.Oversized(hctx, int64(n)+rest, s.buf[:min(n, 256)])
+			s.busy.Store(false)
+			continue
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		default:
+			return err
+		}
+		s.frames.Add(1)
+		s.busy.Store(true)
+		h.Frame(hctx, s.buf[:n])
+		s.busy.Store(false)
+	}
+}
+
+// pinger pings every PingInterval until connCtx ends. It returns true if a
+// ping went unanswered while the reader sat idle on the socket, which
+// means the peer is gone. A reader that is busy in the Handler cannot read
+// pongs, so a timeout then proves nothing and the connection is kept.
+func (s *Source) pinger(connCtx context.Context, conn *websocket.Conn) bool {
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-connCtx.Done():
+			return false
+		case <-t.C:
+		}
+		before := s.frames.Load()
+		pingCtx, cancel := context.WithTimeout(connCtx, s.cfg.PongTimeout)
+		err := conn.Ping(pingCtx)
+		cancel()
+		if err == nil || connCtx.Err() != nil {
+			continue
+		}
+		if s.busy.Load() || s.frames.Load() != before {
+			continue
+		}
+		s.log.Warn("Stream ping unanswered, replacing the connection", "pong_timeout", s.cfg.PongTimeout.String())
+		return true
+	}
+}

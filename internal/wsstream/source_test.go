@@ -1,0 +1,317 @@
+package wsstream
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// recorder is a Handler that keeps what it is given.
+type recorder struct {
+	mu        sync.Mutex
+	frames    []string
+	oversized []int64
+	heads     []string
+	got       chan struct{} // receives after every call
+	block     chan struct{} // when non-nil, Frame waits for it
+}
+
+func newRecorder() *recorder { return &recorder{got: make(chan struct{}, 10000)} }
+
+func (r *recorder) Frame(_ context.Context, frame []byte) {
+	if r.block != nil {
+		<-r.block
+	}
+	r.mu.Lock()
+	r.frames = append(r.frames, string(frame))
+	r.mu.Unlock()
+	r.got <- struct{}{}
+}
+
+func (r *recorder) Oversized(_ context.Context, size int64, head []byte) {
+	r.mu.Lock()
+	r.oversized = append(r.oversized, size)
+	r.heads = append(r.heads, string(head))
+	r.mu.Unlock()
+	r.got <- struct{}{}
+}
+
+func (r *recorder) wait(t *testing.T, n int) {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for i := 0; i < n; i++ {
+		select {
+		case <-r.got:
+		case <-timeout:
+			t.Fatalf("timed out after %d of %d frames", i, n)
+		}
+	}
+}
+
+func (r *recorder) snapshot() ([]string, []int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.frames...), append([]int64(nil), r.oversized...)
+}
+
+// server is a loopback WebSocket server whose behaviour per connection is
+// given by serve; it is told the connection number, from 0.
+func server(t *testing.T, serve func(ctx context.Context, n int, c *websocket.Conn)) (string, func() int) {
+	t.Helper()
+	var mu sync.Mutex
+	conns := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		mu.Lock()
+		n := conns
+		conns++
+		mu.Unlock()
+		serve(r.Context(), n, c)
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), func() int { mu.Lock(); defer mu.Unlock(); return conns }
+}
+
+type running struct {
+	src    *Source
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, cfg Config, h Handler) *running {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	src, err := New(cfg, slog.New(slog.DiscardHandler), reg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{src: src, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- src.Run(ctx, h) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("Run returned %v", err)
+		}
+		r.done <- nil
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func (r *running) reconnects(reason string) float64 {
+	return testutil.ToFloat64(r.src.metrics.reconnects.WithLabelValues(reason))
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestFramesInOrderAndOversizedSkipped(t *testing.T) {
+	big := strings.Repeat("x", 5000)
+	url, _ := server(t, func(ctx context.Context, _ int, c *websocket.Conn) {
+		_ = c.Write(ctx, websocket.MessageText, []byte(`{"match_id":1}`))
+		_ = c.Write(ctx, websocket.MessageBinary, []byte(`{"match_id":2}`))
+		_ = c.Write(ctx, websocket.MessageText, []byte(big))
+		_ = c.Write(ctx, websocket.MessageText, []byte(``))
+		_ = c.Write(ctx, websocket.MessageText, []byte(strings.Repeat("y", 1024))) // exactly the limit
+		_ = c.Write(ctx, websocket.MessageText, []byte(`{"match_id":3}`))
+		_, _, _ = c.Read(ctx) // until the client closes
+	})
+	rec := newRecorder()
+	r := start(t, Config{URL: url, MaxFrameBytes: 1024}, rec)
+	rec.wait(t, 6)
+	frames, oversized := rec.snapshot()
+	want := []string{`{"match_id":1}`, `{"match_id":2}`, ``, strings.Repeat("y", 1024), `{"match_id":3}`}
+	if strings.Join(frames, "|") != strings.Join(want, "|") {
+		t.Fatalf("frames = %q, want %q", frames, want)
+	}
+	if len(oversized) != 1 || oversized[0] != 5000 {
+		t.Fatalf("oversized = %v, want [5000]", oversized)
+	}
+	if rec.heads[0] != big[:256] {
+		t.Fatalf("oversized head is %d bytes, want the first 256", len(rec.heads[0]))
+	}
+	if !r.src.Status().Up {
+		t.Fatalf("status after an oversized frame = %+v, want up", r.src.Status())
+	}
+	if got := r.reconnects("read_error") + r.reconnects("closed_by_server"); got != 0 {
+		t.Fatalf("an oversized frame caused %v reconnects", got)
+	}
+}
+
+func TestReconnectsAfterServerClose(t *testing.T) {
+	url, conns := server(t, func(ctx context.Context, n int, c *websocket.Conn) {
+		for i := 0; i < 3; i++ {
+			_ = c.Write(ctx, websocket.MessageText, []byte{byte('a' + n*3 + i)})
+		}
+		if n < 2 {
+			_ = c.Close(websocket.StatusNormalClosure, "rotating")
+			return
+		}
+		_, _, _ = c.Read(ctx) // until the client closes
+	})
+	rec := newRecorder()
+	r := start(t, Config{URL: url, BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond}, rec)
+	rec.wait(t, 9)
+	frames, _ := rec.snapshot()
+	if got := strings.Join(frames, ""); got != "abcdefghi" {
+		t.Fatalf("frames across reconnects = %q, want abcdefghi", got)
+	}
+	if conns() != 3 {
+		t.Fatalf("server saw %d connections, want 3", conns())
+	}
+	if got := r.reconnects("closed_by_server"); got != 2 {
+		t.Fatalf("reconnects{closed_by_server} = %v, want 2", got)
+	}
+	waitFor(t, "up after reconnect", func() bool { return r.src.Status().Up })
+}
+
+func TestPingTimeoutReplacesSilentConnection(t *testing.T) {
+	url, conns := server(t, func(ctx context.Context, n int, c *websocket.Conn) {
+		if n == 0 {
+			// Never read: pings go unanswered, like a peer that vanished.
+			<-ctx.Done()
+			return
+		}
+		// The second connection is healthy: it reads (and so answers pings).
+		go func() { _, _, _ = c.Read(ctx) }()
+		_ = c.Write(ctx, websocket.MessageText, []byte(`after`))
+		<-ctx.Done()
+	})
+	rec := newRecorder()
+	r := start(t, Config{URL: url, PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond, BackoffMin: time.Millisecond}, rec)
+	rec.wait(t, 1)
+	if got := r.reconnects("ping_timeout"); got != 1 {
+		t.Fatalf("reconnects{ping_timeout} = %v, want 1", got)
+	}
+	if conns() != 2 {
+		t.Fatalf("server saw %d connections, want 2", conns())
+	}
+}
+
+func TestBusyHandlerIsNotMistakenForDeadPeer(t *testing.T) {
+	url, conns := server(t, func(ctx context.Context, _ int, c *websocket.Conn) {
+		go func() { _, _, _ = c.Read(ctx) }()
+		_ = c.Write(ctx, websocket.MessageText, []byte(`1`))
+		_ = c.Write(ctx, websocket.MessageText, []byte(`2`))
+		<-ctx.Done()
+	})
+	rec := newRecorder()
+	rec.block = make(chan struct{})
+	r := start(t, Config{URL: url, PingInterval: 20 * time.Millisecond, PongTimeout: 30 * time.Millisecond}, rec)
+	// Hold the reader in the Handler for many pong timeouts.
+	time.Sleep(400 * time.Millisecond)
+	close(rec.block)
+	rec.wait(t, 2)
+	if got := r.reconnects("ping_timeout"); got != 0 {
+		t.Fatalf("a busy handler caused %v ping-timeout reconnects", got)
+	}
+	if conns() != 1 {
+		t.Fatalf("server saw %d connections, want 1", conns())
+	}
+}
+
+func TestConnectFailureIsRetriedAndReported(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	srv.Close() // nothing listens there now
+	r := start(t, Config{URL: url, BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond}, newRecorder())
+	waitFor(t, "three failed connects", func() bool { return r.reconnects("connect_failed") >= 3 })
+	st := r.src.Status()
+	if st.Up || !strings.Contains(st.Detail, "connect_failed") {
+		t.Fatalf("status = %+v, want down with connect_failed", st)
+	}
+}
+
+func TestShutdownClosesCleanly(t *testing.T) {
+	closed := make(chan websocket.StatusCode, 1)
+	url, _ := server(t, func(ctx context.Context, _ int, c *websocket.Conn) {
+		_ = c.Write(ctx, websocket.MessageText, []byte(`x`))
+		_, _, err := c.Read(ctx)
+		closed <- websocket.CloseStatus(err)
+	})
+	rec := newRecorder()
+	r := start(t, Config{URL: url}, rec)
+	rec.wait(t, 1)
+	r.stop(t)
+	select {
+	case code := <-closed:
+		if code != websocket.StatusGoingAway {
+			t.Fatalf("server saw close status %v, want going away", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server never saw the close")
+	}
+	if st := r.src.Status(); st.Up {
+		t.Fatalf("status after stop = %+v", st)
+	}
+}
+
+func TestBackoffGrowsWithinBounds(t *testing.T) {
+	s := &Source{cfg: Config{BackoffMin: 100 * time.Millisecond, BackoffMax: 2 * time.Second}}
+	tests := []struct {
+		attempt  int
+		min, max time.Duration
+	}{
+		{0, 50 * time.Millisecond, 100 * time.Millisecond},
+		{1, 100 * time.Millisecond, 200 * time.Millisecond},
+		{3, 400 * time.Millisecond, 800 * time.Millisecond},
+		{5, time.Second, 2 * time.Second},
+		{62, time.Second, 2 * time.Second},
+		{1000, time.Second, 2 * time.Second},
+	}
+	for _, tt := range tests {
+		for i := 0; i < 200; i++ {
+			if d := s.backoff(tt.attempt); d < tt.min || d > tt.max {
+				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", tt.attempt, d, tt.min, tt.max)
+			}
+		}
+	}
+}
+
+func TestCheckURL(t *testing.T) {
+	for _, tt := range []struct {
+		url string
+		ok  bool
+	}{
+		{"ws://localhost:8080/matches", true},
+		{"wss://stream.opendota.com/matches", true},
+		{"http://example.com", false},
+		{"localhost:8080", false},
+		{"ws://", false},
+		{"::", false},
+	} {
+		if err := CheckURL(tt.url); (err == nil) != tt.ok {
+			t.Errorf("CheckURL(%q) = %v, want ok=%v", tt.url, err, tt.ok)
+		}
+	}
+}
