@@ -34,6 +34,9 @@ func newMetrics(reg prometheus.Registerer, client *kgo.Client) (*metrics, error)
 			Help: "1 while Kafka accepts the service's records, else 0.",
 		}),
 	}
+	for _, class := range []string{"client_closed", "delivery_timeout", "retries_exhausted", "canceled", "other"} {
+		m.failed.WithLabelValues(class)
+	}
 	buffered := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "ingestion_buffered_records",
 		Help: "Records handed to the Kafka client and not yet acknowledged.",

@@ -62,7 +62,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Sink, error)
 		log:   log,
 		state: health.NewState("no metadata response from the brokers yet"),
 	}
-	clientLog := slog.New(log.Handler()).With("component", "kafka-client")
+	clientLog := log.With("client", "franz-go")
 	opts = append([]kgo.Opt{kgo.WithLogger(kslog.New(clientLog))}, opts...)
 	s.client, err = kgo.NewClient(opts...)
 	if err != nil {

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/dota-data/ingestion-service/internal/config"
+	"github.com/dota-data/ingestion-service/internal/simstream"
+)
+
+// dev runs the real service against an in-process Kafka-protocol broker and
+// a simulated match stream, both on loopback.
+func dev(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	kafkaPort := fs.Int("kafka-port", 9092, "port of the in-process Kafka broker on 127.0.0.1")
+	rate := fs.Float64("rate", 20, "simulated matches per second")
+	badEvery := fs.Int("bad-every", 50, "one simulated frame in this many is malformed (negative: none)")
+	partitions := fs.Int("partitions", 3, "partitions of the topic")
+	if err := fs.Parse(args); err != nil {
+		return &usageError{err.Error()}
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+
+	broker, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort("127.0.0.1", strconv.Itoa(*kafkaPort)))
+		}),
+		kfake.SeedTopics(int32(*partitions), cfg.Kafka.Topic),
+	)
+	if err != nil {
+		return fmt.Errorf("start the in-process Kafka broker on 127.0.0.1:%d (use -kafka-port to pick another): %w", *kafkaPort, err)
+	}
+	defer broker.Close()
+
+	sim := simstream.New(simstream.Options{Rate: *rate, BadEvery: *badEvery})
+	simLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	simSrv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = simSrv.Serve(simLn) }()
+	defer simSrv.Close()
+
+	cfg.Kafka.Brokers = broker.ListenAddrs()
+	cfg.Stream.URL = "ws://" + simLn.Addr().String() + "/matches"
+	if getenv("LOG_SUMMARY_INTERVAL") == "" {
+		cfg.Log.SummaryInterval = 5 * time.Second
+	}
+	if getenv("API_HOST") == "" {
+		cfg.API.Host = "127.0.0.1"
+	}
+	fmt.Fprintf(stdout, `ingestion-service dev mode
+  Kafka (in-process broker): %[1]s  topic %[2]s (%[3]d partitions)
+  match stream (simulated):  %[4]s  %[5]g matches/s, one in %[6]d malformed
+  HTTP API:                  http://%[7]s/api/v1/health  /api/v1/ready  /metrics  /docs
+Read the topic with any Kafka client while this runs, for example:
+  kcat -b %[1]s -t %[2]s -C -f '%%k %%s\n'
+  kafka-console-consumer.sh --bootstrap-server %[1]s --topic %[2]s --from-beginning --property print.key=true
+Press Ctrl-C to stop.
+
+`, cfg.Kafka.Brokers[0], cfg.Kafka.Topic, *partitions, cfg.Stream.URL, *rate, *badEvery, cfg.API.Addr())
+
+	err = serve(ctx, cfg, stdout, nil)
+	sent, bad := sim.Sent()
+	fmt.Fprintf(stdout, "dev mode: the simulated stream sent %d frames (%d malformed)\n", sent, bad)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

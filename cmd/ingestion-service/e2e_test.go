@@ -1,0 +1,445 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/dota-data/ingestion-service/internal/kafkatest"
+)
+
+// binary is the service, built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ingestion-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "ingestion-service")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build the service:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// feed is a loopback match stream: the first connection receives frames,
+// later ones nothing; every connection stays open until the client leaves.
+type feed struct {
+	frames [][]byte
+	url    string
+	mu     sync.Mutex
+	conns  int
+	start  time.Time
+}
+
+func newFeed(t *testing.T, frames [][]byte) *feed {
+	f := &feed{frames: frames}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		f.mu.Lock()
+		first := f.conns == 0
+		f.conns++
+		if first {
+			f.start = time.Now()
+		}
+		f.mu.Unlock()
+		ctx := c.CloseRead(r.Context())
+		if first {
+			for _, fr := range f.frames {
+				if err := c.Write(ctx, websocket.MessageText, fr); err != nil {
+					return
+				}
+			}
+		}
+		<-ctx.Done()
+	}))
+	t.Cleanup(srv.Close)
+	f.url = "ws" + strings.TrimPrefix(srv.URL, "http") + "/matches"
+	return f
+}
+
+// mixedFrames returns valid frames for IDs base+1..base+valid, shuffled
+// with invalid ones of every kind.
+func mixedFrames(base int64, valid, invalid int) ([][]byte, map[int64]bool) {
+	bad := []string{
+		`{"match_id":"%d"}`, `{"match_id":%d.0}`, `{"match_id":-%d}`, `{"match_id":null,"n":%d}`, `[%d]`,
+		`{"id":%d}`, `{"match_id":true,"n":%d}`, `{"match_id":%de3}`, `garbage %d`, `{"match_id":9223372036854775808,"n":%d}`, `{"match_id":0,"n":%d}`,
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	frames := make([][]byte, 0, valid+invalid)
+	want := make(map[int64]bool, valid)
+	for i := 1; i <= valid; i++ {
+		id := base + int64(i)
+		want[id] = true
+		frames = append(frames, fmt.Appendf(nil, `{"match_id":%d,"start_time":1764201600,"radiant_win":true}`, id))
+	}
+	for i := 0; i < invalid; i++ {
+		frames = append(frames, fmt.Appendf(nil, bad[i%len(bad)], base+int64(i)))
+	}
+	rng.Shuffle(len(frames), func(i, j int) { frames[i], frames[j] = frames[j], frames[i] })
+	return frames, want
+}
+
+// service is a running ingestion-service process.
+type service struct {
+	cmd  *exec.Cmd
+	addr string
+	out  *lockedBuffer
+	done chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func startService(t *testing.T, env map[string]string, args ...string) *service {
+	t.Helper()
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, "empty.env")
+	if err := os.WriteFile(envFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "API_HOST=127.0.0.1", "API_PORT="+port, "ENV_FILE="+envFile, "LOG_SUMMARY_INTERVAL=1s")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	s := &service{cmd: cmd, addr: addr, out: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-s.done
+		}
+		if t.Failed() {
+			t.Logf("service output:\n%s", tail(s.out.String(), 4000))
+		}
+	})
+	return s
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+func (s *service) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + s.addr + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func (s *service) waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		select {
+		case err := <-s.done:
+			s.done <- err
+			t.Fatalf("service exited (%v) while waiting for %s", err, what)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// metric returns the sum of every sample of the named metric family.
+func (s *service) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	code, body := s.get(t, "/metrics")
+	if code != 200 {
+		return -1
+	}
+	var sum float64
+	found := false
+	sc := bufio.NewScanner(strings.NewReader(body))
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(name) + `(\{[^}]*\})? (\S+)$`)
+	for sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			v, err := strconv.ParseFloat(m[2], 64)
+			if err == nil {
+				sum += v
+				found = true
+			}
+		}
+	}
+	if !found {
+		return -1
+	}
+	return sum
+}
+
+func (s *service) stop(t *testing.T, timeout time.Duration) (int, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.done:
+	case <-time.After(timeout):
+		t.Fatalf("service did not exit within %s of SIGTERM", timeout)
+	}
+	return s.cmd.ProcessState.ExitCode(), time.Since(start)
+}
+
+func TestEndToEnd(t *testing.T) {
+	const valid, invalid = 10_000, 1_000
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	frames, want := mixedFrames(8_000_000_000, valid, invalid)
+	f := newFeed(t, frames)
+	svc := startService(t, map[string]string{
+		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(cluster.Brokers, ","),
+		"KAFKA_PUBLISH_TOPIC":     topic,
+		"OPENDOTA_STREAM_URL":     f.url,
+		"SERVICE_NAME":            "e2e-ingestion",
+	})
+
+	svc.waitFor(t, "all matches published", 120*time.Second, func() bool {
+		return svc.metric(t, "ingestion_matches_published_total") >= valid
+	})
+	elapsed := time.Since(f.start)
+	t.Logf("end to end: %d valid + %d invalid frames, %d published in %s: %.0f matches/s",
+		valid, invalid, valid, elapsed.Round(time.Millisecond), float64(valid)/elapsed.Seconds())
+
+	// Liveness: the original service's contract, exactly.
+	if code, body := svc.get(t, "/api/v1/health"); code != 200 || body != `{"status":"healthy","service":"e2e-ingestion"}` {
+		t.Fatalf("health = %d %s", code, body)
+	}
+	// Readiness: stream connected and Kafka reachable.
+	svc.waitFor(t, "ready", 30*time.Second, func() bool { code, _ := svc.get(t, "/api/v1/ready"); return code == 200 })
+	_, body := svc.get(t, "/api/v1/ready")
+	var ready struct {
+		Status string
+		Checks map[string]struct{ Status string }
+	}
+	if err := json.Unmarshal([]byte(body), &ready); err != nil || ready.Status != "ready" || ready.Checks["stream"].Status != "up" || ready.Checks["kafka"].Status != "up" {
+		t.Fatalf("ready body = %s", body)
+	}
+	// Metrics account for every frame.
+	for name, want := range map[string]float64{
+		"ingestion_frames_received_total":   valid + invalid,
+		"ingestion_matches_accepted_total":  valid,
+		"ingestion_frames_rejected_total":   invalid,
+		"ingestion_matches_published_total": valid,
+		"ingestion_publish_errors_total":    0,
+		"ingestion_stream_connected":        1,
+		"ingestion_kafka_ready":             1,
+	} {
+		if got := svc.metric(t, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if got := svc.metric(t, "ingestion_produce_latency_seconds_count"); got != valid {
+		t.Errorf("latency histogram count = %v, want %d", got, valid)
+	}
+	if svc.metric(t, "ingestion_buffered_records") < 0 || svc.metric(t, "ingestion_stream_reconnects_total") < 0 {
+		t.Errorf("buffered records or reconnects metric missing")
+	}
+
+	code, took := svc.stop(t, 30*time.Second)
+	if code != 0 {
+		t.Fatalf("exit status after SIGTERM = %d, want 0", code)
+	}
+	t.Logf("shutdown took %s", took.Round(time.Millisecond))
+
+	recs := cluster.ReadAll(t, topic, valid, 60*time.Second)
+	got := make(map[int64]bool, len(recs))
+	for _, r := range recs {
+		id, err := strconv.ParseInt(string(r.Key), 10, 64)
+		if err != nil || string(r.Value) != `{"match_id":`+string(r.Key)+`}` {
+			t.Fatalf("record key %q value %q", r.Key, r.Value)
+		}
+		if got[id] {
+			t.Fatalf("match %d published twice", id)
+		}
+		if !want[id] {
+			t.Fatalf("match %d was never sent as valid", id)
+		}
+		got[id] = true
+	}
+	if len(got) != valid {
+		t.Fatalf("topic holds %d distinct matches, want %d", len(got), valid)
+	}
+	if !strings.Contains(svc.out.String(), `"event":"Shutdown complete"`) {
+		t.Fatalf("no shutdown line in the logs")
+	}
+}
+
+// TestSIGTERMFlushesBufferedRecords holds records in the client with a long
+// linger, so that they are still unsent when the signal arrives.
+func TestSIGTERMFlushesBufferedRecords(t *testing.T) {
+	const n = 3000
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 2)
+	frames, _ := mixedFrames(9_000_000_000, n, 0)
+	f := newFeed(t, frames)
+	svc := startService(t, map[string]string{
+		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(cluster.Brokers, ","),
+		"KAFKA_PUBLISH_TOPIC":     topic,
+		"OPENDOTA_STREAM_URL":     f.url,
+		"KAFKA_LINGER":            "1m",
+		"KAFKA_BATCH_MAX_BYTES":   "1000000",
+	})
+	svc.waitFor(t, "all frames accepted", 60*time.Second, func() bool {
+		return svc.metric(t, "ingestion_matches_accepted_total") == n
+	})
+	if p := svc.metric(t, "ingestion_matches_published_total"); p == n {
+		t.Fatalf("all %d records were published before the signal; the test proves nothing", n)
+	}
+	if code, _ := svc.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status = %d", code)
+	}
+	if got := len(cluster.ReadAll(t, topic, n, 30*time.Second)); got != n {
+		t.Fatalf("topic holds %d records after SIGTERM, want %d", got, n)
+	}
+}
+
+func TestKafkaDownAtStartIsNotReadyButRuns(t *testing.T) {
+	f := newFeed(t, nil)
+	svc := startService(t, map[string]string{
+		"KAFKA_BOOTSTRAP_SERVERS": freeAddr(t), // nothing listens there
+		"OPENDOTA_STREAM_URL":     f.url,
+		"SHUTDOWN_TIMEOUT":        "2s",
+	})
+	svc.waitFor(t, "health", 30*time.Second, func() bool { code, _ := svc.get(t, "/api/v1/health"); return code == 200 })
+	var body string
+	svc.waitFor(t, "a kafka-down readiness answer", 30*time.Second, func() bool {
+		var code int
+		code, body = svc.get(t, "/api/v1/ready")
+		return code == 503 && strings.Contains(body, `metadata for topic`)
+	})
+	var ready struct {
+		Status string
+		Checks map[string]struct{ Status, Since, Detail string }
+	}
+	if err := json.Unmarshal([]byte(body), &ready); err != nil {
+		t.Fatal(err)
+	}
+	k := ready.Checks["kafka"]
+	if ready.Status != "not_ready" || k.Status != "down" || k.Detail == "" || k.Since == "" {
+		t.Fatalf("ready = %s", body)
+	}
+	if code, _ := svc.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status = %d, want 0 (nothing was accepted, so nothing was lost)", code)
+	}
+}
+
+func TestInvalidSettingExitsWithStatus2(t *testing.T) {
+	for _, tt := range []struct{ name, value string }{
+		{"API_PORT", "abc"},
+		{"LOG_FORMAT", "xml"},
+		{"OPENDOTA_STREAM_URL", "http://example.com/matches"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(binary)
+			cmd.Dir = t.TempDir()
+			cmd.Env = append(os.Environ(), tt.name+"="+tt.value)
+			out, err := cmd.CombinedOutput()
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != 2 {
+				t.Fatalf("err = %v, want exit status 2; output %s", err, out)
+			}
+			if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.Contains(lines[0], tt.name) {
+				t.Fatalf("output %q is not one line naming %s", out, tt.name)
+			}
+		})
+	}
+}
+
+func TestHealthcheckCommand(t *testing.T) {
+	f := newFeed(t, nil)
+	svc := startService(t, map[string]string{
+		"KAFKA_BOOTSTRAP_SERVERS": freeAddr(t),
+		"OPENDOTA_STREAM_URL":     f.url,
+		"SHUTDOWN_TIMEOUT":        "2s",
+	})
+	svc.waitFor(t, "health", 30*time.Second, func() bool { code, _ := svc.get(t, "/api/v1/health"); return code == 200 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ok := exec.CommandContext(ctx, binary, "healthcheck", "-url", "http://"+svc.addr+"/api/v1/health")
+	if out, err := ok.CombinedOutput(); err != nil || !strings.Contains(string(out), "healthy") {
+		t.Fatalf("healthcheck against a live service: %v %s", err, out)
+	}
+	bad := exec.CommandContext(ctx, binary, "healthcheck", "-url", "http://"+freeAddr(t)+"/api/v1/health")
+	if err := bad.Run(); err == nil {
+		t.Fatal("healthcheck against nothing succeeded")
+	}
+	svc.stop(t, 30*time.Second)
+}

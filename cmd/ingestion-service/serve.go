@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dota-data/ingestion-service/internal/config"
+	"github.com/dota-data/ingestion-service/internal/httpapi"
+	"github.com/dota-data/ingestion-service/internal/kafkasink"
+	"github.com/dota-data/ingestion-service/internal/logging"
+	"github.com/dota-data/ingestion-service/internal/pipeline"
+	"github.com/dota-data/ingestion-service/internal/wsstream"
+)
+
+// serve wires the service and runs it until ctx ends, then shuts down in
+// order: stop reading the stream (closing it cleanly), flush every record
+// to Kafka within ShutdownTimeout, stop the HTTP server. ready, when not
+// nil, receives the HTTP address once the server listens.
+func serve(ctx context.Context, cfg config.Config, stdout io.Writer, ready chan<- string) error {
+	log := logging.New(stdout, cfg.Log.Format, cfg.Log.Level, cfg.ServiceName)
+	log.Info("Starting ingestion service", "version", version, "config", cfg)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	sink, err := kafkasink.New(cfg.Kafka, log.With("component", "kafka"), reg)
+	if err != nil {
+		return err
+	}
+	pipe, err := pipeline.New(sink, log.With("component", "pipeline"), reg, pipeline.Options{})
+	if err != nil {
+		return errors.Join(err, sink.Close(context.Background()))
+	}
+	src, err := wsstream.New(cfg.Stream, log.With("component", "stream"), reg)
+	if err != nil {
+		return errors.Join(err, sink.Close(context.Background()))
+	}
+
+	ln, err := net.Listen("tcp", cfg.API.Addr())
+	if err != nil {
+		return errors.Join(fmt.Errorf("listen on API_HOST:API_PORT %s: %w", cfg.API.Addr(), err), sink.Close(context.Background()))
+	}
+	srv := &http.Server{
+		Handler: httpapi.NewHandler(httpapi.Options{
+			ServiceName: cfg.ServiceName,
+			Version:     version,
+			Checks: []httpapi.Check{
+				{Name: "stream", Status: src.Status},
+				{Name: "kafka", Status: sink.Status},
+			},
+			Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+			Logger:  log.With("component", "http"),
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("HTTP API listening", "addr", ln.Addr().String())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	// runCtx ends on a signal or on a fatal error of the HTTP server.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	httpErr := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if !errors.Is(err, http.ErrServerClosed) {
+			stopRun()
+		}
+		httpErr <- err
+	}()
+	// Background work that outlives the stream until the drain is over.
+	bgCtx, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	bgDone := make(chan struct{}, 2)
+	go func() { _ = sink.Run(bgCtx); bgDone <- struct{}{} }()
+	go func() {
+		if cfg.Log.SummaryInterval > 0 {
+			_ = pipe.LogSummaries(bgCtx, cfg.Log.SummaryInterval, sink)
+		}
+		bgDone <- struct{}{}
+	}()
+	srcDone := make(chan error, 1)
+	go func() { srcDone <- src.Run(runCtx, pipe) }()
+	log.Info("Ingestion service started", "stream_url", cfg.Stream.URL, "topic", cfg.Kafka.Topic)
+
+	<-runCtx.Done()
+	log.Info("Shutting down", "timeout", cfg.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+
+	// 1. Stop reading. The source hands on every frame it already read; if
+	// Kafka is so slow that this outlasts the timeout, closing the sink
+	// below releases it.
+	var srcErr error
+	srcStopped := false
+	select {
+	case srcErr = <-srcDone:
+		srcStopped = true
+	case <-shutdownCtx.Done():
+		log.Warn("The stream did not stop within the shutdown timeout")
+	}
+	// 2. Flush everything accepted, within what is left of the timeout.
+	sinkErr := sink.Close(shutdownCtx)
+	if !srcStopped {
+		srcErr = <-srcDone
+	}
+	// 3. Stop the background work and the HTTP server.
+	stopBG()
+	<-bgDone
+	<-bgDone
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelHTTP()
+	shutErr := srv.Shutdown(httpCtx)
+	serveErr := <-httpErr
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	} else if serveErr != nil {
+		serveErr = fmt.Errorf("http server: %w", serveErr)
+	}
+
+	c := pipe.Counts()
+	log.Info("Shutdown complete",
+		"received", c.Received, "accepted", c.Accepted, "rejected", c.Rejected, "dropped", c.Dropped,
+		"published", sink.Published(), "failed", sink.Failed())
+	err = errors.Join(serveErr, srcErr, sinkErr, shutErr)
+	if err != nil {
+		log.Error("Shutdown with errors", "error", err)
+	}
+	return err
+}

@@ -1,0 +1,311 @@
+// Package config reads the service's settings from the environment and an
+// optional .env file, validates them once and returns them as one Config,
+// with a sub-struct per component.
+//
+// The variable names and defaults of the original service are kept
+// (KAFKA_BOOTSTRAP_SERVERS, KAFKA_PUBLISH_TOPIC, OPENDOTA_STREAM_URL,
+// API_HOST, API_PORT, LOG_LEVEL, LOG_FORMAT, SERVICE_NAME); the rest are
+// documented on Load and in the README.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+
+	"github.com/dota-data/ingestion-service/internal/kafkasink"
+	"github.com/dota-data/ingestion-service/internal/logging"
+	"github.com/dota-data/ingestion-service/internal/wsstream"
+)
+
+// Config is every setting of the service.
+type Config struct {
+	// ServiceName is reported by the health endpoint and on every log line.
+	ServiceName string
+	// Log configures logging.
+	Log Log
+	// API configures the HTTP server.
+	API API
+	// Stream configures the WebSocket source.
+	Stream wsstream.Config
+	// Kafka configures the Kafka sink.
+	Kafka kafkasink.Config
+	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM.
+	ShutdownTimeout time.Duration
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is the minimum level logged.
+	Level slog.Level
+	// Format is "json" or "text".
+	Format string
+	// SummaryInterval is how often a progress line is logged at info; zero
+	// disables it.
+	SummaryInterval time.Duration
+}
+
+// API configures the HTTP server.
+type API struct {
+	// Host is the address to listen on.
+	Host string
+	// Port is the TCP port to listen on.
+	Port int
+}
+
+// Addr returns host:port for net.Listen.
+func (a API) Addr() string { return net.JoinHostPort(a.Host, strconv.Itoa(a.Port)) }
+
+// Error reports an invalid setting. Its message names the variable.
+type Error struct {
+	// Var is the environment variable.
+	Var string
+	// Value is the value it had.
+	Value string
+	// Reason says what a valid value looks like.
+	Reason string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("invalid %s=%q: %s", e.Var, e.Value, e.Reason)
+}
+
+// Var describes one setting, for documentation and for printing.
+type Var struct {
+	Name, Default, Help string
+	// Secret values are masked when printed.
+	Secret bool
+}
+
+// Vars lists every setting Load reads, with its default.
+var Vars = []Var{
+	{Name: "KAFKA_BOOTSTRAP_SERVERS", Default: "localhost:9092", Help: "Kafka seed brokers, comma-separated host:port"},
+	{Name: "KAFKA_PUBLISH_TOPIC", Default: "match_ids_raw", Help: "topic that receives one record per match"},
+	{Name: "KAFKA_COMPRESSION", Default: "gzip", Help: "batch compression: gzip, snappy, lz4, zstd or none"},
+	{Name: "KAFKA_LINGER", Default: "10ms", Help: "how long a batch waits for more records"},
+	{Name: "KAFKA_BATCH_MAX_BYTES", Default: "16384", Help: "largest record batch, uncompressed"},
+	{Name: "KAFKA_MAX_BUFFERED_RECORDS", Default: "10000", Help: "records awaiting acknowledgement before reading pauses"},
+	{Name: "KAFKA_DELIVERY_TIMEOUT", Default: "0", Help: "give up on a record after this long (at least 1s); 0 retries until shutdown"},
+	{Name: "KAFKA_CLIENT_ID", Default: "SERVICE_NAME", Help: "client ID sent to the brokers"},
+	{Name: "OPENDOTA_STREAM_URL", Default: "wss://stream.opendota.com/matches", Help: "WebSocket stream of finished matches (ws:// or wss://)"},
+	{Name: "STREAM_CONNECT_TIMEOUT", Default: "10s", Help: "dial and handshake timeout"},
+	{Name: "STREAM_PING_INTERVAL", Default: "30s", Help: "how often the stream is pinged"},
+	{Name: "STREAM_PONG_TIMEOUT", Default: "15s", Help: "an unanswered ping after this long replaces the connection"},
+	{Name: "STREAM_MAX_FRAME_BYTES", Default: "65536", Help: "larger frames are skipped and counted as too_large"},
+	{Name: "STREAM_BACKOFF_MIN", Default: "500ms", Help: "first reconnect delay"},
+	{Name: "STREAM_BACKOFF_MAX", Default: "30s", Help: "largest reconnect delay"},
+	{Name: "STREAM_HEALTHY_AFTER", Default: "60s", Help: "a connection this old resets the backoff"},
+	{Name: "API_HOST", Default: "0.0.0.0", Help: "HTTP listen address"},
+	{Name: "API_PORT", Default: "8000", Help: "HTTP listen port"},
+	{Name: "LOG_LEVEL", Default: "INFO", Help: "DEBUG, INFO, WARNING (or WARN), ERROR or CRITICAL, any case"},
+	{Name: "LOG_FORMAT", Default: "json", Help: "json or text"},
+	{Name: "LOG_SUMMARY_INTERVAL", Default: "30s", Help: "progress line at info this often; 0 disables"},
+	{Name: "SERVICE_NAME", Default: "ingestion-service", Help: "service name in logs and /api/v1/health"},
+	{Name: "SHUTDOWN_TIMEOUT", Default: "30s", Help: "on SIGINT/SIGTERM, time allowed to flush to Kafka"},
+	{Name: "ENV_FILE", Default: ".env", Help: "file of KEY=VALUE lines read before the defaults; the environment wins"},
+}
+
+// Load reads the settings. getenv looks up the process environment; a
+// variable it returns empty is unset. Values missing from the environment
+// are taken from the file named by ENV_FILE (default ".env", ignored when
+// absent), then from the defaults. It returns a *Error for the first
+// invalid value, or an error if the .env file exists but cannot be read.
+func Load(getenv func(string) string) (Config, error) {
+	envFile := getenv("ENV_FILE")
+	explicit := envFile != ""
+	if !explicit {
+		envFile = ".env"
+	}
+	file, err := godotenv.Read(envFile)
+	if err != nil {
+		if !explicit && errors.Is(err, fs.ErrNotExist) {
+			file = nil
+		} else {
+			return Config{}, fmt.Errorf("read ENV_FILE %s: %w", envFile, err)
+		}
+	}
+	r := &reader{get: func(k string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return file[k]
+	}}
+	c := r.load()
+	if r.err != nil {
+		return Config{}, r.err
+	}
+	return c, nil
+}
+
+// reader parses values and keeps the first error.
+type reader struct {
+	get func(string) string
+	err error
+}
+
+func (r *reader) fail(name, value, reason string) {
+	if r.err == nil {
+		r.err = &Error{Var: name, Value: value, Reason: reason}
+	}
+}
+
+func (r *reader) str(name, def string) string {
+	if v := strings.TrimSpace(r.get(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) duration(name string, def time.Duration, min time.Duration) time.Duration {
+	raw := r.str(name, "")
+	if raw == "" {
+		return def
+	}
+	d, err := time.ParseDuration(raw)
+	if raw == "0" {
+		d, err = 0, nil
+	}
+	if err != nil || d < 0 {
+		r.fail(name, raw, "want a duration such as 500ms, 10s or 2m")
+		return def
+	}
+	if d != 0 && d < min {
+		r.fail(name, raw, fmt.Sprintf("want 0 or at least %s", min))
+	}
+	return d
+}
+
+func (r *reader) integer(name string, def, min, max int) int {
+	raw := r.str(name, "")
+	if raw == "" {
+		return def
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < min || n > max {
+		r.fail(name, raw, fmt.Sprintf("want an integer from %d to %d", min, max))
+		return def
+	}
+	return n
+}
+
+func (r *reader) load() Config {
+	var c Config
+	c.ServiceName = r.str("SERVICE_NAME", "ingestion-service")
+
+	c.Log.Level = r.level()
+	c.Log.Format = strings.ToLower(r.str("LOG_FORMAT", "json"))
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		r.fail("LOG_FORMAT", c.Log.Format, "want json or text")
+	}
+	c.Log.SummaryInterval = r.duration("LOG_SUMMARY_INTERVAL", 30*time.Second, 100*time.Millisecond)
+
+	c.API.Host = r.str("API_HOST", "0.0.0.0")
+	c.API.Port = r.integer("API_PORT", 8000, 0, 65535)
+
+	c.Stream = wsstream.Config{
+		URL:            r.str("OPENDOTA_STREAM_URL", "wss://stream.opendota.com/matches"),
+		ConnectTimeout: r.duration("STREAM_CONNECT_TIMEOUT", wsstream.DefaultConnectTimeout, time.Millisecond),
+		PingInterval:   r.duration("STREAM_PING_INTERVAL", wsstream.DefaultPingInterval, time.Millisecond),
+		PongTimeout:    r.duration("STREAM_PONG_TIMEOUT", wsstream.DefaultPongTimeout, time.Millisecond),
+		MaxFrameBytes:  r.integer("STREAM_MAX_FRAME_BYTES", wsstream.DefaultMaxFrameBytes, 64, 64<<20),
+		BackoffMin:     r.duration("STREAM_BACKOFF_MIN", wsstream.DefaultBackoffMin, time.Millisecond),
+		BackoffMax:     r.duration("STREAM_BACKOFF_MAX", wsstream.DefaultBackoffMax, time.Millisecond),
+		HealthyAfter:   r.duration("STREAM_HEALTHY_AFTER", wsstream.DefaultHealthyAfter, time.Millisecond),
+	}
+	if err := wsstream.CheckURL(c.Stream.URL); err != nil {
+		r.fail("OPENDOTA_STREAM_URL", c.Stream.URL, "want a ws:// or wss:// URL with a host")
+	}
+
+	brokersRaw := r.str("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
+	var brokers []string
+	for _, b := range strings.Split(brokersRaw, ",") {
+		b = strings.TrimSpace(b)
+		if b == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			r.fail("KAFKA_BOOTSTRAP_SERVERS", brokersRaw, "want comma-separated host:port pairs")
+		}
+		brokers = append(brokers, b)
+	}
+	if len(brokers) == 0 {
+		r.fail("KAFKA_BOOTSTRAP_SERVERS", brokersRaw, "want at least one host:port")
+	}
+	compression := strings.ToLower(r.str("KAFKA_COMPRESSION", kafkasink.DefaultCompression))
+	if _, err := kafkasink.Codec(compression); err != nil {
+		r.fail("KAFKA_COMPRESSION", compression, "want gzip, snappy, lz4, zstd or none")
+	}
+	c.Kafka = kafkasink.Config{
+		Brokers:            brokers,
+		Topic:              r.str("KAFKA_PUBLISH_TOPIC", "match_ids_raw"),
+		ClientID:           r.str("KAFKA_CLIENT_ID", c.ServiceName),
+		Compression:        compression,
+		Linger:             r.duration("KAFKA_LINGER", kafkasink.DefaultLinger, time.Microsecond),
+		BatchMaxBytes:      int32(r.integer("KAFKA_BATCH_MAX_BYTES", kafkasink.DefaultBatchMaxBytes, 512, 1<<30)),
+		MaxBufferedRecords: r.integer("KAFKA_MAX_BUFFERED_RECORDS", kafkasink.DefaultMaxBufferedRecords, 1, 10_000_000),
+		DeliveryTimeout:    r.duration("KAFKA_DELIVERY_TIMEOUT", 0, time.Second),
+	}
+	c.ShutdownTimeout = r.duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Millisecond)
+	if c.ShutdownTimeout == 0 {
+		r.fail("SHUTDOWN_TIMEOUT", "0", "want a positive duration")
+	}
+	return c
+}
+
+func (r *reader) level() slog.Level {
+	raw := r.str("LOG_LEVEL", "INFO")
+	switch strings.ToUpper(raw) {
+	case "DEBUG":
+		return slog.LevelDebug
+	case "INFO":
+		return slog.LevelInfo
+	case "WARNING", "WARN":
+		return slog.LevelWarn
+	case "ERROR":
+		return slog.LevelError
+	case "CRITICAL":
+		return logging.LevelCritical
+	}
+	r.fail("LOG_LEVEL", raw, "want DEBUG, INFO, WARNING, WARN, ERROR or CRITICAL")
+	return slog.LevelInfo
+}
+
+// LogValue prints the configuration once at start-up. It holds no secrets
+// today; settings added for credentials must be masked here.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("service_name", c.ServiceName),
+		slog.String("log_level", c.Log.Level.String()),
+		slog.String("log_format", c.Log.Format),
+		slog.String("api_addr", c.API.Addr()),
+		slog.String("stream_url", redactURL(c.Stream.URL)),
+		slog.String("kafka_brokers", strings.Join(c.Kafka.Brokers, ",")),
+		slog.String("kafka_topic", c.Kafka.Topic),
+		slog.String("kafka_compression", c.Kafka.Compression),
+		slog.String("kafka_linger", c.Kafka.Linger.String()),
+		slog.Int("kafka_batch_max_bytes", int(c.Kafka.BatchMaxBytes)),
+		slog.Int("kafka_max_buffered_records", c.Kafka.MaxBufferedRecords),
+		slog.String("kafka_delivery_timeout", c.Kafka.DeliveryTimeout.String()),
+		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
+	)
+}
+
+// redactURL hides a password or query (which may carry a token) in u.
+func redactURL(u string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		u = u[:i] + "?REDACTED"
+	}
+	if at := strings.LastIndexByte(u, '@'); at >= 0 {
+		if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
+			u = u[:scheme+3] + "REDACTED@" + u[at+1:]
+		}
+	}
+	return u
+}

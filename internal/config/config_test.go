@@ -1,0 +1,157 @@
+package config
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dota-data/ingestion-service/internal/logging"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaultsMatchTheOriginalService(t *testing.T) {
+	c, err := Load(env(map[string]string{"ENV_FILE": writeFile(t, "")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct{ name, got, want string }{
+		{"brokers", strings.Join(c.Kafka.Brokers, ","), "localhost:9092"},
+		{"topic", c.Kafka.Topic, "match_ids_raw"},
+		{"url", c.Stream.URL, "wss://stream.opendota.com/matches"},
+		{"addr", c.API.Addr(), "0.0.0.0:8000"},
+		{"level", c.Log.Level.String(), "INFO"},
+		{"format", c.Log.Format, "json"},
+		{"service", c.ServiceName, "ingestion-service"},
+		{"compression", c.Kafka.Compression, "gzip"},
+		{"linger", c.Kafka.Linger.String(), "10ms"},
+		{"client id", c.Kafka.ClientID, "ingestion-service"},
+		{"shutdown", c.ShutdownTimeout.String(), "30s"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %q, want %q", ch.name, ch.got, ch.want)
+		}
+	}
+	if c.Kafka.BatchMaxBytes != 16384 || c.Kafka.MaxBufferedRecords != 10000 || c.Kafka.DeliveryTimeout != 0 {
+		t.Errorf("kafka = %+v", c.Kafka)
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), ".env")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestEnvironmentWinsOverEnvFile(t *testing.T) {
+	file := writeFile(t, "KAFKA_PUBLISH_TOPIC=from_file\nAPI_PORT=9001\n# comment\nSERVICE_NAME=\"quoted name\"\n")
+	c, err := Load(env(map[string]string{"ENV_FILE": file, "API_PORT": "9002"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.Topic != "from_file" || c.API.Port != 9002 || c.ServiceName != "quoted name" {
+		t.Fatalf("topic=%q port=%d service=%q", c.Kafka.Topic, c.API.Port, c.ServiceName)
+	}
+}
+
+func TestDotEnvInWorkingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("LOG_FORMAT=text\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Log.Format != "text" {
+		t.Fatalf("format = %q, want text from ./.env", c.Log.Format)
+	}
+}
+
+func TestMissingExplicitEnvFileIsAnError(t *testing.T) {
+	_, err := Load(env(map[string]string{"ENV_FILE": filepath.Join(t.TempDir(), "nope.env")}))
+	if err == nil || !strings.Contains(err.Error(), "ENV_FILE") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLogLevels(t *testing.T) {
+	for in, want := range map[string]slog.Level{
+		"debug": slog.LevelDebug, "INFO": slog.LevelInfo, "Warning": slog.LevelWarn, "warn": slog.LevelWarn,
+		"ERROR": slog.LevelError, "critical": logging.LevelCritical,
+	} {
+		c, err := Load(env(map[string]string{"ENV_FILE": writeFile(t, ""), "LOG_LEVEL": in}))
+		if err != nil || c.Log.Level != want {
+			t.Errorf("LOG_LEVEL=%s: level %v, err %v; want %v", in, c.Log.Level, err, want)
+		}
+	}
+}
+
+func TestInvalidValuesNameTheVariable(t *testing.T) {
+	tests := []struct{ name, value string }{
+		{"API_PORT", "abc"},
+		{"API_PORT", "70000"},
+		{"LOG_FORMAT", "xml"},
+		{"LOG_LEVEL", "verbose"},
+		{"OPENDOTA_STREAM_URL", "http://stream.example.com"},
+		{"OPENDOTA_STREAM_URL", "not a url"},
+		{"KAFKA_BOOTSTRAP_SERVERS", "localhost"},
+		{"KAFKA_BOOTSTRAP_SERVERS", ","},
+		{"KAFKA_COMPRESSION", "brotli"},
+		{"KAFKA_LINGER", "ten"},
+		{"KAFKA_DELIVERY_TIMEOUT", "500ms"},
+		{"KAFKA_BATCH_MAX_BYTES", "10"},
+		{"STREAM_PING_INTERVAL", "-1s"},
+		{"SHUTDOWN_TIMEOUT", "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			_, err := Load(env(map[string]string{"ENV_FILE": writeFile(t, ""), tt.name: tt.value}))
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Var != tt.name {
+				t.Fatalf("err = %v, want a *Error naming %s", err, tt.name)
+			}
+			if !strings.Contains(err.Error(), tt.name) {
+				t.Fatalf("message %q does not name %s", err, tt.name)
+			}
+		})
+	}
+}
+
+func TestDurationsAndNumbers(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"ENV_FILE": writeFile(t, ""), "KAFKA_LINGER": "25ms", "KAFKA_DELIVERY_TIMEOUT": "2m",
+		"KAFKA_BOOTSTRAP_SERVERS": "a:1, b:2", "STREAM_MAX_FRAME_BYTES": "1024", "LOG_SUMMARY_INTERVAL": "0",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.Linger != 25*time.Millisecond || c.Kafka.DeliveryTimeout != 2*time.Minute ||
+		strings.Join(c.Kafka.Brokers, "|") != "a:1|b:2" || c.Stream.MaxFrameBytes != 1024 || c.Log.SummaryInterval != 0 {
+		t.Fatalf("config = %+v", c)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"wss://stream.opendota.com/matches": "wss://stream.opendota.com/matches",
+		"wss://user:pw@host/path":           "wss://REDACTED@host/path",
+		"wss://host/path?token=secret&a=b":  "wss://host/path?REDACTED",
+		"ws://u:p@host:1/x?api_key=1":       "ws://REDACTED@host:1/x?REDACTED",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,174 @@
+// Package pipeline is the ingest use case: it turns each frame of the
+// match stream into a validated match and hands it to a Publisher, and it
+// counts and reports what happened to every frame. It knows nothing of
+// WebSocket or Kafka.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/dota-data/ingestion-service/internal/match"
+)
+
+// Publisher delivers valid matches downstream.
+type Publisher interface {
+	// Publish accepts m for delivery, blocking while the publisher is full.
+	// An error means m was not accepted.
+	Publish(ctx context.Context, m match.Match) error
+}
+
+// Options tunes a Pipeline. Zero fields take the default in their comment.
+type Options struct {
+	// RejectLogRate caps rejection log lines per second; default 5. Lines
+	// over the cap are counted and the count is reported on the next line.
+	RejectLogRate float64
+	// RejectLogBurst is how many rejection lines may be logged at once;
+	// default 20.
+	RejectLogBurst int
+	// FrameLogBytes is how much of a rejected frame its log line quotes;
+	// default 256.
+	FrameLogBytes int
+}
+
+// Pipeline validates frames and publishes the matches they hold. Its
+// methods are safe for concurrent use, though a Source calls them from one
+// goroutine.
+type Pipeline struct {
+	pub  Publisher
+	log  *slog.Logger
+	opts Options
+
+	frames   prometheus.Counter
+	accepted prometheus.Counter
+	rejected map[match.Reason]prometheus.Counter
+	dropped  prometheus.Counter
+
+	nFrames, nAccepted, nRejected, nDropped atomic.Int64
+
+	rejectLog  *rate.Limiter
+	suppressed atomic.Int64
+}
+
+// New returns a Pipeline publishing to pub, with its metrics registered on
+// reg. It fails only if the metrics cannot be registered.
+func New(pub Publisher, log *slog.Logger, reg prometheus.Registerer, opts Options) (*Pipeline, error) {
+	if opts.RejectLogRate == 0 {
+		opts.RejectLogRate = 5
+	}
+	if opts.RejectLogBurst == 0 {
+		opts.RejectLogBurst = 20
+	}
+	if opts.FrameLogBytes == 0 {
+		opts.FrameLogBytes = 256
+	}
+	p := &Pipeline{
+		pub:  pub,
+		log:  log,
+		opts: opts,
+		frames: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ingestion_frames_received_total",
+			Help: "Frames read from the match stream, valid or not.",
+		}),
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ingestion_matches_accepted_total",
+			Help: "Valid matches handed to the Kafka publisher.",
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ingestion_matches_dropped_total",
+			Help: "Valid matches the publisher refused (it was closed or shutting down).",
+		}),
+		rejected:  make(map[match.Reason]prometheus.Counter, len(match.Reasons)),
+		rejectLog: rate.NewLimiter(rate.Limit(opts.RejectLogRate), opts.RejectLogBurst),
+	}
+	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ingestion_frames_rejected_total",
+		Help: "Frames that held no valid match, by reason.",
+	}, []string{"reason"})
+	for _, r := range match.Reasons {
+		p.rejected[r] = rejected.WithLabelValues(string(r))
+	}
+	for _, c := range []prometheus.Collector{p.frames, p.accepted, p.dropped, rejected} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("pipeline: register metrics: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// Frame validates one frame and publishes the match it holds. A frame that
+// holds no valid match is counted by reason, logged (rate-limited, with a
+// truncated copy) and dropped; the stream goes on.
+func (p *Pipeline) Frame(ctx context.Context, frame []byte) {
+	p.nFrames.Add(1)
+	p.frames.Inc()
+	m, err := match.Parse(frame)
+	if err != nil {
+		reason, _ := match.ReasonOf(err)
+		p.reject(ctx, reason, int64(len(frame)), frame)
+		return
+	}
+	if err := p.pub.Publish(ctx, m); err != nil {
+		p.nDropped.Add(1)
+		p.dropped.Inc()
+		p.log.Error("Match not published", "match_id", m.ID, "error", err)
+		return
+	}
+	p.nAccepted.Add(1)
+	p.accepted.Inc()
+	if p.log.Enabled(ctx, slog.LevelDebug) {
+		p.log.Debug("Accepted match", "match_id", m.ID)
+	}
+}
+
+// Oversized counts and logs a frame the source skipped for its size.
+func (p *Pipeline) Oversized(ctx context.Context, size int64, head []byte) {
+	p.nFrames.Add(1)
+	p.frames.Inc()
+	p.reject(ctx, match.TooLarge, size, head)
+}
+
+func (p *Pipeline) reject(ctx context.Context, reason match.Reason, size int64, frame []byte) {
+	p.nRejected.Add(1)
+	p.rejected[reason].Inc()
+	if !p.rejectLog.Allow() {
+		p.suppressed.Add(1)
+		return
+	}
+	truncated := len(frame) > p.opts.FrameLogBytes
+	if truncated {
+		frame = frame[:p.opts.FrameLogBytes]
+	}
+	attrs := []any{"reason", string(reason), "frame", string(frame), "frame_bytes", size, "truncated", truncated || int64(len(frame)) < size}
+	if n := p.suppressed.Swap(0); n > 0 {
+		attrs = append(attrs, "suppressed_since_last", n)
+	}
+	p.log.WarnContext(ctx, "Rejected frame", attrs...)
+}
+
+// Counts are running totals since the Pipeline was created.
+type Counts struct {
+	// Received counts frames, valid or not.
+	Received int64
+	// Accepted counts matches handed to the Publisher.
+	Accepted int64
+	// Rejected counts frames with no valid match.
+	Rejected int64
+	// Dropped counts valid matches the Publisher refused.
+	Dropped int64
+}
+
+// Counts returns the totals so far.
+func (p *Pipeline) Counts() Counts {
+	return Counts{
+		Received: p.nFrames.Load(),
+		Accepted: p.nAccepted.Load(),
+		Rejected: p.nRejected.Load(),
+		Dropped:  p.nDropped.Load(),
+	}
+}

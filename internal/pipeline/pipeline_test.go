@@ -1,0 +1,230 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/dota-data/ingestion-service/internal/match"
+)
+
+// memPublisher is an in-memory Publisher.
+type memPublisher struct {
+	mu  sync.Mutex
+	ids []int64
+	err error
+}
+
+func (m *memPublisher) Publish(_ context.Context, x match.Match) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return m.err
+	}
+	m.ids = append(m.ids, x.ID)
+	return nil
+}
+
+// logLines is a slog destination that decodes JSON lines.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logLines) lines(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func newPipeline(t *testing.T, pub Publisher, opts Options) (*Pipeline, *logLines) {
+	t.Helper()
+	logs := &logLines{}
+	p, err := New(pub, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), prometheus.NewRegistry(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, logs
+}
+
+func TestFramesArePublishedOrRejected(t *testing.T) {
+	tests := []struct {
+		name      string
+		frames    []string
+		published []int64
+		rejected  map[match.Reason]float64
+	}{
+		{
+			name:      "valid frames in order",
+			frames:    []string{`{"match_id":3}`, `{"match_id":1,"x":2}`, `{"match_id":2}`},
+			published: []int64{3, 1, 2},
+		},
+		{
+			name:      "bad frames are dropped and the stream goes on",
+			frames:    []string{`nope`, `{"match_id":10}`, `{"match_id":"11"}`, `[]`, `{"match_id":1.5}`, `{"match_id":0}`, `{}`, `{"match_id":null}`, `{"match_id":99999999999999999999}`, `{"match_id":12}`},
+			published: []int64{10, 12},
+			rejected: map[match.Reason]float64{
+				match.InvalidJSON: 1, match.WrongType: 1, match.NotObject: 1, match.NotInteger: 1,
+				match.NotPositive: 1, match.MissingID: 1, match.NullID: 1, match.OutOfRange: 1,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pub := &memPublisher{}
+			p, _ := newPipeline(t, pub, Options{})
+			for _, f := range tt.frames {
+				p.Frame(context.Background(), []byte(f))
+			}
+			if got, want := pub.ids, tt.published; len(got) != len(want) || !equal(got, want) {
+				t.Fatalf("published %v, want %v", got, want)
+			}
+			var totalRejected float64
+			for _, r := range match.Reasons {
+				got := testutil.ToFloat64(p.rejected[r])
+				if got != tt.rejected[r] {
+					t.Errorf("rejected{%s} = %v, want %v", r, got, tt.rejected[r])
+				}
+				totalRejected += got
+			}
+			c := p.Counts()
+			if c.Received != int64(len(tt.frames)) || c.Accepted != int64(len(tt.published)) || float64(c.Rejected) != totalRejected {
+				t.Fatalf("counts = %+v", c)
+			}
+			if got := testutil.ToFloat64(p.frames); got != float64(len(tt.frames)) {
+				t.Fatalf("frames metric = %v", got)
+			}
+		})
+	}
+}
+
+func equal(a, b []int64) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestOversizedFramesAreRejected(t *testing.T) {
+	p, logs := newPipeline(t, &memPublisher{}, Options{FrameLogBytes: 8})
+	p.Oversized(context.Background(), 1<<20, []byte("0123456789abcdef"))
+	if got := testutil.ToFloat64(p.rejected[match.TooLarge]); got != 1 {
+		t.Fatalf("rejected{too_large} = %v", got)
+	}
+	lines := logs.lines(t, "Rejected frame")
+	if len(lines) != 1 || lines[0]["frame"] != "01234567" || lines[0]["truncated"] != true || lines[0]["frame_bytes"] != float64(1<<20) {
+		t.Fatalf("log lines = %v", lines)
+	}
+}
+
+func TestRejectionLogsAreRateLimited(t *testing.T) {
+	p, logs := newPipeline(t, &memPublisher{}, Options{RejectLogRate: 0.001, RejectLogBurst: 2})
+	for i := 0; i < 50; i++ {
+		p.Frame(context.Background(), []byte(`garbage`))
+	}
+	if got := len(logs.lines(t, "Rejected frame")); got != 2 {
+		t.Fatalf("%d rejection lines logged, want 2 (the burst)", got)
+	}
+	if got := p.suppressed.Load(); got != 48 {
+		t.Fatalf("suppressed = %d, want 48", got)
+	}
+	if got := testutil.ToFloat64(p.rejected[match.InvalidJSON]); got != 50 {
+		t.Fatalf("every rejection must still be counted: %v", got)
+	}
+}
+
+func TestPublisherRefusalIsCountedAndLogged(t *testing.T) {
+	p, logs := newPipeline(t, &memPublisher{err: errors.New("closed")}, Options{})
+	p.Frame(context.Background(), []byte(`{"match_id":77}`))
+	if c := p.Counts(); c.Dropped != 1 || c.Accepted != 0 {
+		t.Fatalf("counts = %+v", c)
+	}
+	lines := logs.lines(t, "Match not published")
+	if len(lines) != 1 || lines[0]["match_id"] != float64(77) {
+		t.Fatalf("log lines = %v", lines)
+	}
+}
+
+type fixedDelivery struct{ published, failed, buffered int64 }
+
+func (f fixedDelivery) Published() int64 { return f.published }
+func (f fixedDelivery) Failed() int64    { return f.failed }
+func (f fixedDelivery) Buffered() int64  { return f.buffered }
+
+// signalWriter forwards writes and signals each one.
+type signalWriter struct {
+	*logLines
+	wrote chan struct{}
+}
+
+func (s signalWriter) Write(p []byte) (int, error) {
+	n, err := s.logLines.Write(p)
+	select {
+	case s.wrote <- struct{}{}:
+	default:
+	}
+	return n, err
+}
+
+func TestLogSummaries(t *testing.T) {
+	logs := &logLines{}
+	w := signalWriter{logs, make(chan struct{}, 1)}
+	p, err := New(&memPublisher{}, slog.New(slog.NewJSONHandler(w, nil)), prometheus.NewRegistry(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Frame(context.Background(), []byte(`{"match_id":1}`))
+	p.Frame(context.Background(), []byte(`x`))
+	<-w.wrote // the rejection's line
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.LogSummaries(ctx, 10*time.Millisecond, fixedDelivery{published: 1, failed: 0, buffered: 3}) }()
+	select {
+	case <-w.wrote:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no summary logged")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	lines := logs.lines(t, "Ingestion progress")
+	if len(lines) == 0 {
+		t.Fatal("no summary line")
+	}
+	l := lines[0]
+	if l["received"] != float64(2) || l["accepted"] != float64(1) || l["rejected"] != float64(1) || l["published"] != float64(1) || l["buffered"] != float64(3) {
+		t.Fatalf("summary = %v", l)
+	}
+}
