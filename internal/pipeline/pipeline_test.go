@@ -209,7 +209,9 @@ func TestLogSummaries(t *testing.T) {
 	<-w.wrote // the rejection's line
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.LogSummaries(ctx, 10*time.Millisecond, fixedDelivery{published: 1, failed: 0, buffered: 3}) }()
+	go func() {
+		done <- p.LogSummaries(ctx, 10*time.Millisecond, fixedDelivery{published: 1, failed: 0, buffered: 3})
+	}()
 	select {
 	case <-w.wrote:
 	case <-time.After(5 * time.Second):
