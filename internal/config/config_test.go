@@ -155,3 +155,36 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+func TestDocumentationListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range Vars {
+		if !strings.Contains(string(readme), "| `"+v.Name+"` | `"+v.Default+"` |") {
+			t.Errorf("README's configuration table lacks %s with default %s", v.Name, v.Default)
+		}
+		if !strings.Contains(string(example), v.Name) {
+			t.Errorf(".env.example lacks %s", v.Name)
+		}
+	}
+}
+
+func TestEnvExampleHoldsTheDefaults(t *testing.T) {
+	fromExample, err := Load(env(map[string]string{"ENV_FILE": "../../.env.example"}))
+	if err != nil {
+		t.Fatalf(".env.example does not load: %v", err)
+	}
+	defaults, err := Load(env(map[string]string{"ENV_FILE": writeFile(t, "")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := fromExample.LogValue().String(), defaults.LogValue().String(); a != b {
+		t.Fatalf(".env.example differs from the defaults:\n%s\n%s", a, b)
+	}
+}

@@ -13,7 +13,7 @@ import (
 var reDocPage []byte
 
 // reDocFS holds ReDoc's standalone bundle from the npm package "redoc", at
-// the version in assets/redoc/VERSION; scripts/update-redoc.sh reproduces
+// the version in assets/redoc/VERSION; the repository's scripts/update-redoc.sh reproduces
 // it.
 //
 //go:embed assets/redoc/redoc.standalone.js

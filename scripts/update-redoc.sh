@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the vendored ReDoc bundle in ../assets/redoc from the npm
+# Reproduces the vendored ReDoc bundle in internal/httpapi/assets/redoc from the npm
 # registry. To move to another release, change REDOC_VERSION and
 # REDOC_INTEGRITY (from `npm view redoc@<version> dist.integrity`) and rerun.
 set -euo pipefail
@@ -7,7 +7,7 @@ set -euo pipefail
 REDOC_VERSION=2.5.4
 REDOC_INTEGRITY='sha512-M6jWhG1qoBnH6TFmzJnstyCZ87HmOY/UzDm78mHiYihEdlV/YcS9ogOo1NlElnJMeLsyxHFe2yFc4sNjHTrABQ=='
 
-dest="$(cd "$(dirname "${BASH_SOURCE[0]}")/../assets/redoc" && pwd)"
+dest="$(cd "$(dirname "${BASH_SOURCE[0]}")/../internal/httpapi/assets/redoc" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
