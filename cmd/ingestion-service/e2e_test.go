@@ -443,3 +443,115 @@ func TestHealthcheckCommand(t *testing.T) {
 	}
 	svc.stop(t, 30*time.Second)
 }
+
+// TestDevMode runs the README's first command: the service against its
+// in-process broker and simulated stream.
+func TestDevMode(t *testing.T) {
+	_, kafkaPort, _ := net.SplitHostPort(freeAddr(t))
+	svc := startService(t, map[string]string{"LOG_SUMMARY_INTERVAL": "200ms"}, "dev", "-kafka-port", kafkaPort, "-rate", "500")
+	svc.waitFor(t, "matches flowing", 60*time.Second, func() bool {
+		return svc.metric(t, "ingestion_matches_published_total") >= 200
+	})
+	if code, _ := svc.get(t, "/api/v1/ready"); code != 200 {
+		t.Fatalf("ready = %d in dev mode", code)
+	}
+	if svc.metric(t, "ingestion_frames_rejected_total") < 1 {
+		t.Errorf("the simulated stream sent no malformed frame")
+	}
+	out := svc.out.String()
+	for _, want := range []string{"127.0.0.1:" + kafkaPort, "kcat -b 127.0.0.1:" + kafkaPort, `"event":"Ingestion progress"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dev output lacks %q", want)
+		}
+	}
+	if code, _ := svc.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status = %d", code)
+	}
+}
+
+// TestEndToEndSASLSSLCreatesTopic runs the binary against a SASL_SSL
+// listener with SCRAM, and lets it create its topic.
+func TestEndToEndSASLSSLCreatesTopic(t *testing.T) {
+	const n = 500
+	cluster := kafkatest.StartSecure(t)
+	topic := fmt.Sprintf("e2e-secure-%d", time.Now().UnixNano())
+	frames, want := mixedFrames(7_000_000_000, n, 50)
+	f := newFeed(t, frames)
+	svc := startService(t, map[string]string{
+		"KAFKA_BOOTSTRAP_SERVERS":        strings.Join(cluster.Brokers, ","),
+		"KAFKA_PUBLISH_TOPIC":            topic,
+		"KAFKA_CREATE_TOPIC":             "true",
+		"KAFKA_TOPIC_PARTITIONS":         "2",
+		"KAFKA_TOPIC_REPLICATION_FACTOR": "1",
+		"KAFKA_SECURITY_PROTOCOL":        "SASL_SSL",
+		"KAFKA_SASL_MECHANISM":           "SCRAM-SHA-512",
+		"KAFKA_SASL_USERNAME":            cluster.User,
+		"KAFKA_SASL_PASSWORD":            cluster.Password,
+		"KAFKA_TLS_CA_FILE":              cluster.CAFile,
+		"OPENDOTA_STREAM_URL":            f.url,
+	})
+	svc.waitFor(t, "all matches published", 60*time.Second, func() bool {
+		return svc.metric(t, "ingestion_matches_published_total") >= n
+	})
+	if code, _ := svc.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status = %d", code)
+	}
+	recs := cluster.ReadAll(t, topic, n, 30*time.Second)
+	got := map[int64]bool{}
+	for _, r := range recs {
+		id, _ := strconv.ParseInt(string(r.Key), 10, 64)
+		got[id] = true
+	}
+	if len(got) != n || len(recs) != n {
+		t.Fatalf("topic holds %d records, %d distinct, want %d", len(recs), len(got), n)
+	}
+	for id := range got {
+		if !want[id] {
+			t.Fatalf("unexpected match %d", id)
+		}
+	}
+	out := svc.out.String()
+	if !strings.Contains(out, "Created Kafka topic") {
+		t.Errorf("no topic creation logged")
+	}
+	if strings.Contains(out, cluster.Password) {
+		t.Fatalf("the SASL password appears in the logs")
+	}
+}
+
+// TestMissingTopicIsNotReady checks the default: no topic creation, one
+// clear error, not ready, and records wait instead of failing.
+func TestMissingTopicIsNotReady(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := fmt.Sprintf("e2e-missing-%d", time.Now().UnixNano())
+	frames, _ := mixedFrames(6_000_000_000, 100, 0)
+	f := newFeed(t, frames)
+	svc := startService(t, map[string]string{
+		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(cluster.Brokers, ","),
+		"KAFKA_PUBLISH_TOPIC":     topic,
+		"OPENDOTA_STREAM_URL":     f.url,
+	})
+	svc.waitFor(t, "a not-ready answer naming the setting", 30*time.Second, func() bool {
+		code, body := svc.get(t, "/api/v1/ready")
+		return code == 503 && strings.Contains(body, "KAFKA_CREATE_TOPIC")
+	})
+	svc.waitFor(t, "frames accepted", 30*time.Second, func() bool {
+		return svc.metric(t, "ingestion_matches_accepted_total") == 100
+	})
+	if n := strings.Count(svc.out.String(), "Kafka topic does not exist"); n != 1 {
+		t.Fatalf("the missing topic was logged %d times, want once", n)
+	}
+	if got := svc.metric(t, "ingestion_publish_errors_total"); got != 0 {
+		t.Fatalf("%v records failed; they should wait for the topic", got)
+	}
+	// Creating the topic releases the held records.
+	if _, err := cluster.Admin(t).CreateTopic(context.Background(), 1, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	svc.waitFor(t, "held records published", 60*time.Second, func() bool {
+		return svc.metric(t, "ingestion_matches_published_total") == 100
+	})
+	if code, _ := svc.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status = %d", code)
+	}
+}

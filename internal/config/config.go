@@ -9,11 +9,14 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -94,6 +97,17 @@ var Vars = []Var{
 	{Name: "KAFKA_MAX_BUFFERED_RECORDS", Default: "10000", Help: "records awaiting acknowledgement before reading pauses"},
 	{Name: "KAFKA_DELIVERY_TIMEOUT", Default: "0", Help: "give up on a record after this long (at least 1s); 0 retries until shutdown"},
 	{Name: "KAFKA_CLIENT_ID", Default: "SERVICE_NAME", Help: "client ID sent to the brokers"},
+	{Name: "KAFKA_CREATE_TOPIC", Default: "false", Help: "create the topic at start if it does not exist"},
+	{Name: "KAFKA_TOPIC_PARTITIONS", Default: "-1", Help: "partitions of a created topic; -1 takes the brokers' num.partitions"},
+	{Name: "KAFKA_TOPIC_REPLICATION_FACTOR", Default: "-1", Help: "replication factor of a created topic; -1 takes the brokers' default.replication.factor"},
+	{Name: "KAFKA_SECURITY_PROTOCOL", Default: "PLAINTEXT", Help: "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"},
+	{Name: "KAFKA_SASL_MECHANISM", Default: "SCRAM-SHA-512", Help: "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols)"},
+	{Name: "KAFKA_SASL_USERNAME", Help: "SASL user name"},
+	{Name: "KAFKA_SASL_PASSWORD", Help: "SASL password; never logged", Secret: true},
+	{Name: "KAFKA_TLS_CA_FILE", Help: "PEM file of CAs to trust instead of the system's (SSL, SASL_SSL)"},
+	{Name: "KAFKA_TLS_CERT_FILE", Help: "PEM client certificate, for mutual TLS"},
+	{Name: "KAFKA_TLS_KEY_FILE", Help: "PEM key of the client certificate"},
+	{Name: "KAFKA_TLS_SERVER_NAME", Help: "host name to verify in the brokers' certificates, if not the one dialled"},
 	{Name: "OPENDOTA_STREAM_URL", Default: "wss://stream.opendota.com/matches", Help: "WebSocket stream of finished matches (ws:// or wss://)"},
 	{Name: "STREAM_CONNECT_TIMEOUT", Default: "10s", Help: "dial and handshake timeout"},
 	{Name: "STREAM_PING_INTERVAL", Default: "30s", Help: "how often the stream is pinged"},
@@ -102,6 +116,7 @@ var Vars = []Var{
 	{Name: "STREAM_BACKOFF_MIN", Default: "500ms", Help: "first reconnect delay"},
 	{Name: "STREAM_BACKOFF_MAX", Default: "30s", Help: "largest reconnect delay"},
 	{Name: "STREAM_HEALTHY_AFTER", Default: "60s", Help: "a connection this old resets the backoff"},
+	{Name: "STREAM_TLS_CA_FILE", Help: "PEM file of extra CAs to trust for wss:// (the system's roots are always trusted)"},
 	{Name: "API_HOST", Default: "0.0.0.0", Help: "HTTP listen address"},
 	{Name: "API_PORT", Default: "8000", Help: "HTTP listen port"},
 	{Name: "LOG_LEVEL", Default: "INFO", Help: "DEBUG, INFO, WARNING (or WARN), ERROR or CRITICAL, any case"},
@@ -218,6 +233,7 @@ func (r *reader) load() Config {
 		BackoffMin:     r.duration("STREAM_BACKOFF_MIN", wsstream.DefaultBackoffMin, time.Millisecond),
 		BackoffMax:     r.duration("STREAM_BACKOFF_MAX", wsstream.DefaultBackoffMax, time.Millisecond),
 		HealthyAfter:   r.duration("STREAM_HEALTHY_AFTER", wsstream.DefaultHealthyAfter, time.Millisecond),
+		TLSCAFile:      r.file("STREAM_TLS_CA_FILE"),
 	}
 	if err := wsstream.CheckURL(c.Stream.URL); err != nil {
 		r.fail("OPENDOTA_STREAM_URL", c.Stream.URL, "want a ws:// or wss:// URL with a host")
@@ -243,20 +259,103 @@ func (r *reader) load() Config {
 		r.fail("KAFKA_COMPRESSION", compression, "want gzip, snappy, lz4, zstd or none")
 	}
 	c.Kafka = kafkasink.Config{
-		Brokers:            brokers,
-		Topic:              r.str("KAFKA_PUBLISH_TOPIC", "match_ids_raw"),
-		ClientID:           r.str("KAFKA_CLIENT_ID", c.ServiceName),
-		Compression:        compression,
-		Linger:             r.duration("KAFKA_LINGER", kafkasink.DefaultLinger, time.Microsecond),
-		BatchMaxBytes:      int32(r.integer("KAFKA_BATCH_MAX_BYTES", kafkasink.DefaultBatchMaxBytes, 512, 1<<30)),
-		MaxBufferedRecords: r.integer("KAFKA_MAX_BUFFERED_RECORDS", kafkasink.DefaultMaxBufferedRecords, 1, 10_000_000),
-		DeliveryTimeout:    r.duration("KAFKA_DELIVERY_TIMEOUT", 0, time.Second),
+		Brokers:                brokers,
+		Topic:                  r.str("KAFKA_PUBLISH_TOPIC", "match_ids_raw"),
+		ClientID:               r.str("KAFKA_CLIENT_ID", c.ServiceName),
+		Compression:            compression,
+		Linger:                 r.duration("KAFKA_LINGER", kafkasink.DefaultLinger, time.Microsecond),
+		BatchMaxBytes:          int32(r.integer("KAFKA_BATCH_MAX_BYTES", kafkasink.DefaultBatchMaxBytes, 512, 1<<30)),
+		MaxBufferedRecords:     r.integer("KAFKA_MAX_BUFFERED_RECORDS", kafkasink.DefaultMaxBufferedRecords, 1, 10_000_000),
+		DeliveryTimeout:        r.duration("KAFKA_DELIVERY_TIMEOUT", 0, time.Second),
+		CreateTopic:            r.boolean("KAFKA_CREATE_TOPIC"),
+		TopicPartitions:        int32(r.integer("KAFKA_TOPIC_PARTITIONS", -1, -1, 1_000_000)),
+		TopicReplicationFactor: int16(r.integer("KAFKA_TOPIC_REPLICATION_FACTOR", -1, -1, 32767)),
+		Security:               r.security(),
+	}
+	if c.Kafka.TopicPartitions == 0 {
+		r.fail("KAFKA_TOPIC_PARTITIONS", "0", "want -1 (the brokers' default) or a positive count")
+	}
+	if c.Kafka.TopicReplicationFactor == 0 {
+		r.fail("KAFKA_TOPIC_REPLICATION_FACTOR", "0", "want -1 (the brokers' default) or a positive factor")
 	}
 	c.ShutdownTimeout = r.duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Millisecond)
 	if c.ShutdownTimeout == 0 {
 		r.fail("SHUTDOWN_TIMEOUT", "0", "want a positive duration")
 	}
 	return c
+}
+
+func (r *reader) boolean(name string) bool {
+	raw := r.str(name, "false")
+	b, err := strconv.ParseBool(raw)
+	if err != nil {
+		r.fail(name, raw, "want true or false")
+	}
+	return b
+}
+
+// file returns the named path, failing if it is set but cannot be read.
+func (r *reader) file(name string) string {
+	path := r.str(name, "")
+	if path == "" {
+		return ""
+	}
+	if _, err := os.Stat(path); err != nil {
+		r.fail(name, path, "cannot read the file: "+err.Error())
+	}
+	return path
+}
+
+func (r *reader) security() kafkasink.Security {
+	sec := kafkasink.Security{
+		Protocol:   strings.ToUpper(r.str("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")),
+		Mechanism:  strings.ToUpper(r.str("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")),
+		Username:   r.get("KAFKA_SASL_USERNAME"),
+		Password:   r.get("KAFKA_SASL_PASSWORD"),
+		CAFile:     r.file("KAFKA_TLS_CA_FILE"),
+		CertFile:   r.file("KAFKA_TLS_CERT_FILE"),
+		KeyFile:    r.file("KAFKA_TLS_KEY_FILE"),
+		ServerName: r.str("KAFKA_TLS_SERVER_NAME", ""),
+	}
+	if !slices.Contains(kafkasink.Protocols, sec.Protocol) {
+		r.fail("KAFKA_SECURITY_PROTOCOL", sec.Protocol, "want "+strings.Join(kafkasink.Protocols, ", "))
+		return sec
+	}
+	if sec.UsesSASL() {
+		if !slices.Contains(kafkasink.Mechanisms, sec.Mechanism) {
+			r.fail("KAFKA_SASL_MECHANISM", sec.Mechanism, "want "+strings.Join(kafkasink.Mechanisms, ", "))
+		}
+		if sec.Username == "" {
+			r.fail("KAFKA_SASL_USERNAME", "", "required with KAFKA_SECURITY_PROTOCOL="+sec.Protocol)
+		}
+		if sec.Password == "" {
+			r.fail("KAFKA_SASL_PASSWORD", "", "required with KAFKA_SECURITY_PROTOCOL="+sec.Protocol)
+		}
+	}
+	if !sec.UsesTLS() {
+		for _, name := range []string{"KAFKA_TLS_CA_FILE", "KAFKA_TLS_CERT_FILE", "KAFKA_TLS_KEY_FILE"} {
+			if r.get(name) != "" {
+				r.fail("KAFKA_SECURITY_PROTOCOL", sec.Protocol, name+" is set, so want SSL or SASL_SSL")
+			}
+		}
+		return sec
+	}
+	if sec.CAFile != "" {
+		if _, err := kafkasink.LoadCAs(sec.CAFile); err != nil {
+			r.fail("KAFKA_TLS_CA_FILE", sec.CAFile, err.Error())
+		}
+	}
+	switch {
+	case sec.CertFile != "" && sec.KeyFile == "":
+		r.fail("KAFKA_TLS_KEY_FILE", "", "required with KAFKA_TLS_CERT_FILE")
+	case sec.CertFile == "" && sec.KeyFile != "":
+		r.fail("KAFKA_TLS_CERT_FILE", "", "required with KAFKA_TLS_KEY_FILE")
+	case sec.CertFile != "":
+		if _, err := tls.LoadX509KeyPair(sec.CertFile, sec.KeyFile); err != nil {
+			r.fail("KAFKA_TLS_CERT_FILE", sec.CertFile, "cannot load the certificate and key: "+err.Error())
+		}
+	}
+	return sec
 }
 
 func (r *reader) level() slog.Level {
@@ -277,8 +376,7 @@ func (r *reader) level() slog.Level {
 	return slog.LevelInfo
 }
 
-// LogValue prints the configuration once at start-up. It holds no secrets
-// today; settings added for credentials must be masked here.
+// LogValue prints the configuration once at start-up, with secrets masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("service_name", c.ServiceName),
@@ -293,8 +391,23 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("kafka_batch_max_bytes", int(c.Kafka.BatchMaxBytes)),
 		slog.Int("kafka_max_buffered_records", c.Kafka.MaxBufferedRecords),
 		slog.String("kafka_delivery_timeout", c.Kafka.DeliveryTimeout.String()),
+		slog.Bool("kafka_create_topic", c.Kafka.CreateTopic),
+		slog.String("kafka_security_protocol", c.Kafka.Security.Protocol),
+		slog.String("kafka_sasl_mechanism", c.Kafka.Security.Mechanism),
+		slog.String("kafka_sasl_username", c.Kafka.Security.Username),
+		slog.String("kafka_sasl_password", mask(c.Kafka.Security.Password)),
+		slog.String("kafka_tls_ca_file", c.Kafka.Security.CAFile),
+		slog.String("stream_tls_ca_file", c.Stream.TLSCAFile),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 	)
+}
+
+// mask hides a secret, saying only whether it is set.
+func mask(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "REDACTED"
 }
 
 // redactURL hides a password or query (which may carry a token) in u.

@@ -166,7 +166,11 @@ func TestDocumentationListsEverySetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range Vars {
-		if !strings.Contains(string(readme), "| `"+v.Name+"` | `"+v.Default+"` |") {
+		def := "`" + v.Default + "`"
+		if v.Default == "" {
+			def = "(none)"
+		}
+		if !strings.Contains(string(readme), "| `"+v.Name+"` | "+def+" |") {
 			t.Errorf("README's configuration table lacks %s with default %s", v.Name, v.Default)
 		}
 		if !strings.Contains(string(example), v.Name) {
@@ -186,5 +190,58 @@ func TestEnvExampleHoldsTheDefaults(t *testing.T) {
 	}
 	if a, b := fromExample.LogValue().String(), defaults.LogValue().String(); a != b {
 		t.Fatalf(".env.example differs from the defaults:\n%s\n%s", a, b)
+	}
+}
+
+func TestSecuritySettings(t *testing.T) {
+	ca := writeFile(t, "not a certificate")
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantVar string
+	}{
+		{"unknown protocol", map[string]string{"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL"},
+		{"sasl without user", map[string]string{"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_PASSWORD": "p"}, "KAFKA_SASL_USERNAME"},
+		{"sasl without password", map[string]string{"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_USERNAME": "u"}, "KAFKA_SASL_PASSWORD"},
+		{"unknown mechanism", map[string]string{"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "GSSAPI", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}, "KAFKA_SASL_MECHANISM"},
+		{"missing CA file", map[string]string{"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_TLS_CA_FILE": "/nonexistent/ca.pem"}, "KAFKA_TLS_CA_FILE"},
+		{"CA file not PEM", map[string]string{"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_TLS_CA_FILE": ca}, "KAFKA_TLS_CA_FILE"},
+		{"cert without key", map[string]string{"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_TLS_CERT_FILE": ca}, "KAFKA_TLS_KEY_FILE"},
+		{"TLS file on plaintext", map[string]string{"KAFKA_TLS_CA_FILE": ca}, "KAFKA_SECURITY_PROTOCOL"},
+		{"create topic not a bool", map[string]string{"KAFKA_CREATE_TOPIC": "yes please"}, "KAFKA_CREATE_TOPIC"},
+		{"zero partitions", map[string]string{"KAFKA_TOPIC_PARTITIONS": "0"}, "KAFKA_TOPIC_PARTITIONS"},
+		{"stream CA missing", map[string]string{"STREAM_TLS_CA_FILE": "/nonexistent/ca.pem"}, "STREAM_TLS_CA_FILE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["ENV_FILE"] = writeFile(t, "")
+			_, err := Load(env(tt.env))
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Var != tt.wantVar {
+				t.Fatalf("err = %v, want a *Error naming %s", err, tt.wantVar)
+			}
+		})
+	}
+}
+
+func TestSASLSettingsLoadAndThePasswordIsMasked(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"ENV_FILE": writeFile(t, ""), "KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "KAFKA_SASL_MECHANISM": "scram-sha-256",
+		"KAFKA_SASL_USERNAME": "ingest", "KAFKA_SASL_PASSWORD": "s3cret-value", "KAFKA_CREATE_TOPIC": "true",
+		"KAFKA_TOPIC_PARTITIONS": "6", "KAFKA_TOPIC_REPLICATION_FACTOR": "3",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := c.Kafka.Security
+	if sec.Protocol != "SASL_SSL" || sec.Mechanism != "SCRAM-SHA-256" || sec.Username != "ingest" || sec.Password != "s3cret-value" {
+		t.Fatalf("security = %+v", sec)
+	}
+	if !c.Kafka.CreateTopic || c.Kafka.TopicPartitions != 6 || c.Kafka.TopicReplicationFactor != 3 {
+		t.Fatalf("topic settings = %+v", c.Kafka)
+	}
+	printed := c.LogValue().String()
+	if strings.Contains(printed, "s3cret-value") || !strings.Contains(printed, "REDACTED") {
+		t.Fatalf("printed config does not mask the password: %s", printed)
 	}
 }

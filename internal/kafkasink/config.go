@@ -37,6 +37,18 @@ type Config struct {
 	// StallAfter marks the sink not ready when records are buffered and none
 	// has been acknowledged for this long; default 15s.
 	StallAfter time.Duration
+	// Security configures TLS and SASL; the zero value is PLAINTEXT.
+	Security Security
+	// CreateTopic makes the sink create Topic when it does not exist, with
+	// TopicPartitions and TopicReplicationFactor. When false (the default) a
+	// missing topic keeps the sink not ready, and records wait for it.
+	CreateTopic bool
+	// TopicPartitions is the partition count of a created topic; zero or -1
+	// means the brokers' default (num.partitions).
+	TopicPartitions int32
+	// TopicReplicationFactor is the replication factor of a created topic;
+	// zero or -1 means the brokers' default (default.replication.factor).
+	TopicReplicationFactor int16
 	// ExtraOpts are appended to the client options the sink builds; tests
 	// and callers with special needs (TLS, SASL) use them.
 	ExtraOpts []kgo.Opt
@@ -119,12 +131,20 @@ func (c Config) clientOpts() ([]kgo.Opt, error) {
 		kgo.ProducerLinger(c.Linger),
 		kgo.ProducerBatchMaxBytes(c.BatchMaxBytes),
 		kgo.MaxBufferedRecords(c.MaxBufferedRecords),
-		// A missing topic fails its records quickly; everything else is
-		// retried until DeliveryTimeout.
-		kgo.UnknownTopicRetries(4),
 	}
 	if c.DeliveryTimeout > 0 {
-		opts = append(opts, kgo.RecordDeliveryTimeout(c.DeliveryTimeout))
+		// Records for a missing topic fail after a few metadata checks,
+		// everything else is retried until DeliveryTimeout.
+		opts = append(opts, kgo.RecordDeliveryTimeout(c.DeliveryTimeout), kgo.UnknownTopicRetries(4))
+	} else {
+		// Retry until accepted: records for a missing topic wait for it to
+		// be created, bounded by MaxBufferedRecords.
+		opts = append(opts, kgo.UnknownTopicRetries(-1))
 	}
+	sec, err := c.Security.Opts()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, sec...)
 	return append(opts, c.ExtraOpts...), nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -39,12 +40,13 @@ type Sink struct {
 	state   *health.State
 	promise func(*kgo.Record, error)
 
-	closed    atomic.Bool
-	published atomic.Int64
-	failed    atomic.Int64
-	lastAckNS atomic.Int64 // unix nanoseconds of the latest acknowledgement
-	lastErrNS atomic.Int64 // unix nanoseconds of the latest failed record
-	lastErr   atomic.Pointer[string]
+	closed        atomic.Bool
+	missingLogged atomic.Bool
+	published     atomic.Int64
+	failed        atomic.Int64
+	lastAckNS     atomic.Int64 // unix nanoseconds of the latest acknowledgement
+	lastErrNS     atomic.Int64 // unix nanoseconds of the latest failed record
+	lastErr       atomic.Pointer[string]
 }
 
 // New returns a Sink for cfg. It does not contact the brokers: an
@@ -171,7 +173,11 @@ func (s *Sink) Run(ctx context.Context) error {
 func (s *Sink) probe(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeInterval)
 	defer cancel()
-	if err := s.checkTopic(ctx); err != nil {
+	err := s.checkTopic(ctx)
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		err = s.missingTopic(ctx)
+	}
+	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return // shutting down
 		}
@@ -192,6 +198,7 @@ func (s *Sink) probe(ctx context.Context) {
 		s.setDown(fmt.Sprintf("%d records buffered and none acknowledged for %s", buffered, now.Sub(lastAck).Round(time.Second)))
 		return
 	}
+	s.missingLogged.Store(false)
 	s.state.Set(true, fmt.Sprintf("topic %q reachable", s.cfg.Topic))
 	s.metrics.up.Set(1)
 }
@@ -202,6 +209,37 @@ func (s *Sink) setDown(detail string) {
 	}
 	s.state.Set(false, detail)
 	s.metrics.up.Set(0)
+}
+
+// ErrTopicMissing is reported while the topic does not exist and
+// CreateTopic is off.
+var ErrTopicMissing = errors.New("topic does not exist; create it, or set KAFKA_CREATE_TOPIC=true to let the service create it")
+
+// missingTopic creates the topic if configured to, else reports it missing
+// (logging that once per disappearance).
+func (s *Sink) missingTopic(ctx context.Context) error {
+	if !s.cfg.CreateTopic {
+		if !s.missingLogged.Swap(true) {
+			s.log.Error("Kafka topic does not exist; records wait until it is created",
+				"topic", s.cfg.Topic, "setting", "KAFKA_CREATE_TOPIC", "fix", "create the topic, or set KAFKA_CREATE_TOPIC=true")
+		}
+		return ErrTopicMissing
+	}
+	partitions, rf := s.cfg.TopicPartitions, s.cfg.TopicReplicationFactor
+	if partitions == 0 {
+		partitions = -1
+	}
+	if rf == 0 {
+		rf = -1
+	}
+	_, err := kadm.NewClient(s.client).CreateTopic(ctx, partitions, rf, nil, s.cfg.Topic)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic: %w", err)
+	}
+	if err == nil {
+		s.log.Info("Created Kafka topic", "topic", s.cfg.Topic, "partitions", partitions, "replication_factor", rf)
+	}
+	return s.checkTopic(ctx)
 }
 
 // checkTopic asks the cluster for the topic's metadata and checks that

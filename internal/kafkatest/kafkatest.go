@@ -28,6 +28,9 @@ type Cluster struct {
 	Brokers []string
 	// Fake is the in-process cluster, or nil against a real one.
 	Fake *kfake.Cluster
+	// Opts are the client options needed to reach the cluster (TLS, SASL);
+	// the helpers' own clients use them.
+	Opts []kgo.Opt
 }
 
 // Real reports whether the tests run against a real cluster.
@@ -78,7 +81,7 @@ func (c *Cluster) Topic(t testing.TB, partitions int32) string {
 // Admin returns an admin client for the cluster, closed when t ends.
 func (c *Cluster) Admin(t testing.TB) *kadm.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...)}, c.Opts...)...)
 	if err != nil {
 		t.Fatalf("admin client: %v", err)
 	}
@@ -91,11 +94,11 @@ func (c *Cluster) Admin(t testing.TB) *kadm.Client {
 // error; a short count is for the caller to judge.
 func (c *Cluster) ReadAll(t testing.TB, topic string, want int, timeout time.Duration) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)
+	}, c.Opts...)...)
 	if err != nil {
 		t.Fatalf("consumer: %v", err)
 	}

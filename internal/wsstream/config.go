@@ -29,8 +29,11 @@ type Config struct {
 	// HealthyAfter is how long a connection must last for the next
 	// reconnect to start again from BackoffMin; default 60s.
 	HealthyAfter time.Duration
+	// TLSCAFile is a PEM file of CAs trusted for wss:// in addition to the
+	// system's roots. It is ignored when HTTPClient is set.
+	TLSCAFile string
 	// HTTPClient dials the connection; nil means a client with the system's
-	// trust roots. Set its transport's TLSClientConfig for a custom CA.
+	// trust roots (and TLSCAFile's CAs).
 	HTTPClient *http.Client
 	// Header is sent with the opening handshake.
 	Header http.Header

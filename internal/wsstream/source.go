@@ -11,12 +11,16 @@ package wsstream
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +61,13 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, erro
 	if err := CheckURL(cfg.URL); err != nil {
 		return nil, fmt.Errorf("stream source: %w", err)
 	}
+	if cfg.HTTPClient == nil && cfg.TLSCAFile != "" {
+		client, err := clientWithCA(cfg.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("stream source: %w", err)
+		}
+		cfg.HTTPClient = client
+	}
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("stream source: %w", err)
@@ -68,6 +79,25 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, erro
 		metrics: m,
 		buf:     make([]byte, cfg.MaxFrameBytes+1),
 	}, nil
+}
+
+// clientWithCA returns an HTTP client trusting the system's roots and the
+// CAs in file.
+func clientWithCA(file string) (*http.Client, error) {
+	pemBytes, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", file)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr}, nil
 }
 
 // CheckURL reports whether raw is a ws:// or wss:// URL with a host.

@@ -1,0 +1,142 @@
+package kafkatest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// Environment variables naming a real SASL_SSL listener, as scripts/kafka.sh
+// prints them.
+const (
+	SASLBrokerEnv   = "KAFKA_TEST_SASL_SSL_BROKER"
+	CAFileEnv       = "KAFKA_TEST_CA_FILE"
+	SASLUserEnv     = "KAFKA_TEST_SASL_USER"
+	SASLPasswordEnv = "KAFKA_TEST_SASL_PASSWORD"
+)
+
+// Secure is a cluster reached over SASL_SSL with SCRAM.
+type Secure struct {
+	*Cluster
+	// CAFile is a PEM file holding the CA that signed the brokers'
+	// certificates.
+	CAFile string
+	// User and Password are valid SCRAM-SHA-512 (and SCRAM-SHA-256)
+	// credentials.
+	User, Password string
+}
+
+// StartSecure returns a SASL_SSL cluster: the real listener named by
+// SASLBrokerEnv when it is set, else a kfake cluster with TLS from a
+// certificate made for this test and a SCRAM-SHA-512 user.
+func StartSecure(t testing.TB) *Secure {
+	t.Helper()
+	if addr := os.Getenv(SASLBrokerEnv); addr != "" {
+		s := &Secure{
+			Cluster:  &Cluster{Brokers: []string{addr}},
+			CAFile:   os.Getenv(CAFileEnv),
+			User:     os.Getenv(SASLUserEnv),
+			Password: os.Getenv(SASLPasswordEnv),
+		}
+		s.Opts = s.clientOpts(t)
+		return s
+	}
+	caFile, serverCert := makeCerts(t)
+	s := &Secure{CAFile: caFile, User: "ingest", Password: "ingest-secret"}
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.EnableSASL(),
+		kfake.Superuser("SCRAM-SHA-512", s.User, s.Password),
+		kfake.Superuser("SCRAM-SHA-256", s.User, s.Password),
+		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS12}),
+	)
+	if err != nil {
+		t.Fatalf("start kfake with SASL_SSL: %v", err)
+	}
+	t.Cleanup(c.Close)
+	s.Cluster = &Cluster{Brokers: c.ListenAddrs(), Fake: c}
+	s.Opts = s.clientOpts(t)
+	return s
+}
+
+func (s *Secure) clientOpts(t testing.TB) []kgo.Opt {
+	t.Helper()
+	pemBytes, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		t.Fatalf("CA file: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatalf("CA file %s holds no certificate", s.CAFile)
+	}
+	return []kgo.Opt{
+		kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}),
+		kgo.SASL(scram.Auth{User: s.User, Pass: s.Password}.AsSha512Mechanism()),
+	}
+}
+
+// makeCerts creates a CA and a server certificate for 127.0.0.1 and
+// localhost signed by it, and returns the CA's PEM file and the server's
+// key pair.
+func makeCerts(t testing.TB) (string, tls.Certificate) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "ingestion-service test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey, Leaf: nil}
+}
