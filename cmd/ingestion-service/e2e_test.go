@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/dota-data/ingestion-service/internal/kafkatest"
+	"github.com/dota-data/ingestion-service/internal/logtest"
 )
 
 // binary is the service, built once for the end-to-end tests.
@@ -118,25 +118,8 @@ func mixedFrames(base int64, valid, invalid int) ([][]byte, map[int64]bool) {
 type service struct {
 	cmd  *exec.Cmd
 	addr string
-	out  *lockedBuffer
+	out  *logtest.Buffer
 	done chan error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -164,7 +147,7 @@ func startService(t *testing.T, env map[string]string, args ...string) *service 
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	s := &service{cmd: cmd, addr: addr, out: &lockedBuffer{}, done: make(chan error, 1)}
+	s := &service{cmd: cmd, addr: addr, out: &logtest.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,13 +1,11 @@
 package kafkasink
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,30 +16,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/dota-data/ingestion-service/internal/kafkatest"
+	"github.com/dota-data/ingestion-service/internal/logtest"
 	"github.com/dota-data/ingestion-service/internal/match"
 )
 
-// syncBuffer is a log destination that tests can read while the sink writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newSink(t *testing.T, cfg Config) (*Sink, *prometheus.Registry, *syncBuffer) {
+func newSink(t *testing.T, cfg Config) (*Sink, *prometheus.Registry, *logtest.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	debugLogs = logs
 	reg := prometheus.NewRegistry()
 	s, err := New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})), reg)
@@ -57,7 +38,7 @@ func newSink(t *testing.T, cfg Config) (*Sink, *prometheus.Registry, *syncBuffer
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-var debugLogs *syncBuffer
+var debugLogs *logtest.Buffer
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()

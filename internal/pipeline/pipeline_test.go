@@ -1,12 +1,9 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/dota-data/ingestion-service/internal/logtest"
 	"github.com/dota-data/ingestion-service/internal/match"
 )
 
@@ -34,41 +32,9 @@ func (m *memPublisher) Publish(_ context.Context, x match.Match) error {
 	return nil
 }
 
-// logLines is a slog destination that decodes JSON lines.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logLines) lines(t *testing.T, msg string) []map[string]any {
+func newPipeline(t *testing.T, pub Publisher, opts Options) (*Pipeline, *logtest.Buffer) {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func newPipeline(t *testing.T, pub Publisher, opts Options) (*Pipeline, *logLines) {
-	t.Helper()
-	logs := &logLines{}
+	logs := &logtest.Buffer{}
 	p, err := New(pub, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), prometheus.NewRegistry(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +108,7 @@ func TestOversizedFramesAreRejected(t *testing.T) {
 	if got := testutil.ToFloat64(p.rejected[match.TooLarge]); got != 1 {
 		t.Fatalf("rejected{too_large} = %v", got)
 	}
-	lines := logs.lines(t, "Rejected frame")
+	lines := logs.Lines(t, "Rejected frame")
 	if len(lines) != 1 || lines[0]["frame"] != "01234567" || lines[0]["truncated"] != true || lines[0]["frame_bytes"] != float64(1<<20) {
 		t.Fatalf("log lines = %v", lines)
 	}
@@ -153,7 +119,7 @@ func TestRejectionLogsAreRateLimited(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		p.Frame(context.Background(), []byte(`garbage`))
 	}
-	if got := len(logs.lines(t, "Rejected frame")); got != 2 {
+	if got := len(logs.Lines(t, "Rejected frame")); got != 2 {
 		t.Fatalf("%d rejection lines logged, want 2 (the burst)", got)
 	}
 	if got := p.suppressed.Load(); got != 48 {
@@ -170,7 +136,7 @@ func TestPublisherRefusalIsCountedAndLogged(t *testing.T) {
 	if c := p.Counts(); c.Dropped != 1 || c.Accepted != 0 {
 		t.Fatalf("counts = %+v", c)
 	}
-	lines := logs.lines(t, "Match not published")
+	lines := logs.Lines(t, "Match not published")
 	if len(lines) != 1 || lines[0]["match_id"] != float64(77) {
 		t.Fatalf("log lines = %v", lines)
 	}
@@ -184,12 +150,12 @@ func (f fixedDelivery) Buffered() int64  { return f.buffered }
 
 // signalWriter forwards writes and signals each one.
 type signalWriter struct {
-	*logLines
+	*logtest.Buffer
 	wrote chan struct{}
 }
 
 func (s signalWriter) Write(p []byte) (int, error) {
-	n, err := s.logLines.Write(p)
+	n, err := s.Buffer.Write(p)
 	select {
 	case s.wrote <- struct{}{}:
 	default:
@@ -198,7 +164,7 @@ func (s signalWriter) Write(p []byte) (int, error) {
 }
 
 func TestLogSummaries(t *testing.T) {
-	logs := &logLines{}
+	logs := &logtest.Buffer{}
 	w := signalWriter{logs, make(chan struct{}, 1)}
 	p, err := New(&memPublisher{}, slog.New(slog.NewJSONHandler(w, nil)), prometheus.NewRegistry(), Options{})
 	if err != nil {
@@ -221,7 +187,7 @@ func TestLogSummaries(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	lines := logs.lines(t, "Ingestion progress")
+	lines := logs.Lines(t, "Ingestion progress")
 	if len(lines) == 0 {
 		t.Fatal("no summary line")
 	}
