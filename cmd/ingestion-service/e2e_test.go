@@ -538,3 +538,57 @@ func TestMissingTopicIsNotReady(t *testing.T) {
 		t.Fatalf("exit status = %d", code)
 	}
 }
+
+// consoleConsumerEnv names scripts/kafka.sh when a real cluster it started
+// is under test; the test below then reads the topic with Kafka's own
+// console consumer, a client that is not ours.
+const consoleConsumerEnv = "KAFKA_TEST_CONSOLE_CONSUMER"
+
+func TestTopicIsReadableByKafkasConsoleConsumer(t *testing.T) {
+	script := os.Getenv(consoleConsumerEnv)
+	if script == "" || !kafkatest.Real() {
+		t.Skipf("needs a real cluster started by scripts/kafka.sh: set %s to that script and %s to its brokers (.ci/run does)", consoleConsumerEnv, kafkatest.BrokersEnv)
+	}
+	const n = 500
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	frames, want := mixedFrames(5_000_000_000, n, 20)
+	f := newFeed(t, frames)
+	svc := startService(t, map[string]string{
+		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(cluster.Brokers, ","),
+		"KAFKA_PUBLISH_TOPIC":     topic,
+		"OPENDOTA_STREAM_URL":     f.url,
+	})
+	svc.waitFor(t, "all matches published", 60*time.Second, func() bool {
+		return svc.metric(t, "ingestion_matches_published_total") >= n
+	})
+	if code, _ := svc.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status = %d", code)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", script, "consume", topic, "--max", strconv.Itoa(n), "--timeout-ms", "60000")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("console consumer: %v\n%s", err, stderr.String())
+	}
+	seen := map[int64]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		key, value, ok := strings.Cut(line, "\t")
+		if !ok {
+			t.Fatalf("console consumer line %q is not key<TAB>value", line)
+		}
+		id, err := strconv.ParseInt(key, 10, 64)
+		if err != nil || !want[id] || value != `{"match_id":`+key+`}` {
+			t.Fatalf("console consumer read key %q value %q", key, value)
+		}
+		seen[id] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("console consumer read %d distinct matches, want %d", len(seen), n)
+	}
+	t.Logf("Kafka's console consumer read all %d records with the exact key and value", n)
+}

@@ -34,6 +34,8 @@ type Config struct {
 	// ProbeInterval is how often readiness is re-checked with a metadata
 	// request for Topic; default 5s.
 	ProbeInterval time.Duration
+	// ProbeTimeout bounds one readiness probe; default 5s.
+	ProbeTimeout time.Duration
 	// StallAfter marks the sink not ready when records are buffered and none
 	// has been acknowledged for this long; default 15s.
 	StallAfter time.Duration
@@ -62,6 +64,7 @@ const (
 	DefaultBatchMaxBytes      = 16384
 	DefaultMaxBufferedRecords = 10000
 	DefaultProbeInterval      = 5 * time.Second
+	DefaultProbeTimeout       = 5 * time.Second
 	DefaultStallAfter         = 15 * time.Second
 )
 
@@ -83,6 +86,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProbeInterval == 0 {
 		c.ProbeInterval = DefaultProbeInterval
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = DefaultProbeTimeout
 	}
 	if c.StallAfter == 0 {
 		c.StallAfter = DefaultStallAfter

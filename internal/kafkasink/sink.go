@@ -171,7 +171,7 @@ func (s *Sink) Run(ctx context.Context) error {
 }
 
 func (s *Sink) probe(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeInterval)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeTimeout)
 	defer cancel()
 	err := s.checkTopic(ctx)
 	if errors.Is(err, kerr.UnknownTopicOrPartition) {
