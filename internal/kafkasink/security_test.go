@@ -13,7 +13,7 @@ import (
 )
 
 func TestSASLSSL(t *testing.T) {
-	for _, mech := range []string{"SCRAM-SHA-512", "SCRAM-SHA-256"} {
+	for _, mech := range []string{"SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"} {
 		t.Run(mech, func(t *testing.T) {
 			cluster := kafkatest.StartSecure(t)
 			topic := cluster.Topic(t, 1)
@@ -80,18 +80,47 @@ func TestWrongPasswordIsNotReadyWithoutCrashing(t *testing.T) {
 	}
 }
 
+func TestMutualTLS(t *testing.T) {
+	cluster := kafkatest.StartMTLS(t)
+	topic := cluster.Topic(t, 1)
+	t.Run("with the client certificate", func(t *testing.T) {
+		s, _, _ := newSink(t, Config{
+			Brokers: cluster.Brokers, Topic: topic, ProbeInterval: 50 * time.Millisecond,
+			Security: Security{Protocol: "SSL", CAFile: cluster.CAFile, CertFile: cluster.CertFile, KeyFile: cluster.KeyFile, ServerName: "localhost"},
+		})
+		runSink(t, s)
+		waitFor(t, "ready over mutual TLS", 30*time.Second, func() bool { return s.Status().Up })
+		if err := s.Publish(context.Background(), match.Match{ID: 9}); err != nil {
+			t.Fatal(err)
+		}
+		if recs := cluster.ReadAll(t, topic, 1, 20*time.Second); len(recs) != 1 || string(recs[0].Value) != `{"match_id":9}` {
+			t.Fatalf("records = %v", recs)
+		}
+	})
+	t.Run("without it", func(t *testing.T) {
+		s, _, _ := newSink(t, Config{
+			Brokers: cluster.Brokers, Topic: topic, ProbeInterval: 50 * time.Millisecond,
+			Security: Security{Protocol: "SSL", CAFile: cluster.CAFile},
+		})
+		runSink(t, s)
+		waitFor(t, "a failed probe", 30*time.Second, func() bool {
+			st := s.Status()
+			return !st.Up && strings.Contains(st.Detail, "metadata for topic")
+		})
+		time.Sleep(200 * time.Millisecond)
+		if s.Status().Up {
+			t.Fatal("ready without a client certificate")
+		}
+	})
+}
+
 func TestTLSVerifiesTheBroker(t *testing.T) {
 	cluster := kafkatest.StartSecure(t)
-	// A CA that did not sign the broker's certificate.
-	other := kafkatest.StartSecure(t)
-	if other.Fake == nil {
-		t.Skip("needs a second CA: only the in-process cluster makes one")
-	}
 	s, _, _ := newSink(t, Config{
 		Brokers: cluster.Brokers, Topic: "t", ProbeInterval: 50 * time.Millisecond,
 		Security: Security{
 			Protocol: "SASL_SSL", Mechanism: "SCRAM-SHA-512",
-			Username: cluster.User, Password: cluster.Password, CAFile: other.CAFile,
+			Username: cluster.User, Password: cluster.Password, CAFile: kafkatest.OtherCAFile(t),
 		},
 	})
 	runSink(t, s)

@@ -35,8 +35,8 @@ type Secure struct {
 	// CAFile is a PEM file holding the CA that signed the brokers'
 	// certificates.
 	CAFile string
-	// User and Password are valid SCRAM-SHA-512 (and SCRAM-SHA-256)
-	// credentials.
+	// User and Password are valid credentials for PLAIN, SCRAM-SHA-256
+	// and SCRAM-SHA-512.
 	User, Password string
 }
 
@@ -62,6 +62,7 @@ func StartSecure(t testing.TB) *Secure {
 		kfake.EnableSASL(),
 		kfake.Superuser("SCRAM-SHA-512", s.User, s.Password),
 		kfake.Superuser("SCRAM-SHA-256", s.User, s.Password),
+		kfake.Superuser("PLAIN", s.User, s.Password),
 		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS12}),
 	)
 	if err != nil {
@@ -93,6 +94,79 @@ func (s *Secure) clientOpts(t testing.TB) []kgo.Opt {
 // localhost signed by it, and returns the CA's PEM file and the server's
 // key pair.
 func makeCerts(t testing.TB) (string, tls.Certificate) {
+	t.Helper()
+	ca, srv, _ := makePKI(t)
+	return ca.file, srv
+}
+
+// OtherCAFile returns a PEM file of a CA made for this test, which signed
+// none of the brokers' certificates.
+func OtherCAFile(t testing.TB) string {
+	t.Helper()
+	ca, _, _ := makePKI(t)
+	return ca.file
+}
+
+// pki is a CA made for one test.
+type pki struct {
+	file string
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+// MTLS is an in-process cluster that requires a client certificate.
+type MTLS struct {
+	*Cluster
+	// CAFile signed both the broker's and the client's certificates.
+	CAFile string
+	// CertFile and KeyFile are the client's PEM certificate and key.
+	CertFile, KeyFile string
+}
+
+// StartMTLS starts a kfake cluster that requires TLS client certificates
+// signed by a CA made for this test.
+func StartMTLS(t testing.TB) *MTLS {
+	t.Helper()
+	ca, srv, client := makePKI(t)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.TLS(&tls.Config{
+			Certificates: []tls.Certificate{srv},
+			ClientCAs:    pool,
+			ClientAuth:   tls.RequireAndVerifyClientCert,
+			MinVersion:   tls.VersionTLS12,
+		}),
+	)
+	if err != nil {
+		t.Fatalf("start kfake with mutual TLS: %v", err)
+	}
+	t.Cleanup(c.Close)
+	dir := t.TempDir()
+	m := &MTLS{CAFile: ca.file, CertFile: filepath.Join(dir, "client.pem"), KeyFile: filepath.Join(dir, "client-key.pem")}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(client.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, m.CertFile, "CERTIFICATE", client.Certificate[0])
+	writePEM(t, m.KeyFile, "PRIVATE KEY", keyDER)
+	m.Cluster = &Cluster{Brokers: c.ListenAddrs(), Fake: c, Opts: []kgo.Opt{
+		kgo.DialTLSConfig(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{client}, MinVersion: tls.VersionTLS12}),
+	}}
+	return m
+}
+
+func writePEM(t testing.TB, file, kind string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// makePKI creates a CA, a server certificate for 127.0.0.1 and localhost,
+// and a client certificate, both signed by the CA.
+func makePKI(t testing.TB) (pki, tls.Certificate, tls.Certificate) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -135,8 +209,24 @@ func makeCerts(t testing.TB) (string, tls.Certificate) {
 		t.Fatal(err)
 	}
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+	writePEM(t, caFile, "CERTIFICATE", caDER)
+	clientKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return caFile, tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey, Leaf: nil}
+	clientTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3),
+		Subject:      pkix.Name{CommonName: "ingestion-service"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	clientDER, err := x509.CreateCertificate(rand.Reader, clientTmpl, caCert, &clientKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pki{file: caFile, cert: caCert, key: caKey},
+		tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey},
+		tls.Certificate{Certificate: [][]byte{clientDER}, PrivateKey: clientKey}
 }
