@@ -8,6 +8,7 @@
 #   scripts/kafka.sh start [--brokers N] [--sasl-ssl]
 #   scripts/kafka.sh stop | status | env
 #   scripts/kafka.sh kill N | restart N           SIGKILL / restart node N
+#   scripts/kafka.sh pause N | resume N           SIGSTOP / SIGCONT node N (a hung broker)
 #   scripts/kafka.sh create-topic NAME PARTITIONS RF
 #   scripts/kafka.sh produce TOPIC [--sasl-ssl]   stdin lines: key<TAB>value
 #   scripts/kafka.sh consume TOPIC [--max N] [--timeout-ms MS] [--sasl-ssl]
@@ -609,6 +610,17 @@ cmd_kill() {
 	kill_node "$1"
 }
 
+# cmd_signal SIG N: send SIGSTOP or SIGCONT to node N (a hung broker).
+cmd_signal() {
+	local sig="$1"
+	shift
+	node_arg "${1:-}"
+	local pid
+	pid="$(node_pid "$1")" || die "node $1 is not running"
+	kill "-$sig" "$pid"
+	log "$sig sent to node $1 (pid $pid)"
+}
+
 cmd_restart() {
 	node_arg "${1:-}"
 	ensure_installed
@@ -725,6 +737,8 @@ main() {
 	stop) cmd_stop "$@" ;;
 	status) cmd_status "$@" ;;
 	kill) cmd_kill "$@" ;;
+	pause) cmd_signal STOP "$@" ;;
+	resume) cmd_signal CONT "$@" ;;
 	restart) cmd_restart "$@" ;;
 	env) cmd_env "$@" ;;
 	create-topic) cmd_create_topic "$@" ;;

@@ -15,10 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dota-data/ingestion-service/internal/config"
+	"github.com/dota-data/ingestion-service/internal/dedup"
 	"github.com/dota-data/ingestion-service/internal/httpapi"
 	"github.com/dota-data/ingestion-service/internal/kafkasink"
 	"github.com/dota-data/ingestion-service/internal/logging"
 	"github.com/dota-data/ingestion-service/internal/pipeline"
+	"github.com/dota-data/ingestion-service/internal/relay"
+	"github.com/dota-data/ingestion-service/internal/spool"
 	"github.com/dota-data/ingestion-service/internal/wsstream"
 )
 
@@ -39,18 +42,26 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, ready chan<
 	if err != nil {
 		return err
 	}
-	pipe, err := pipeline.New(sink, log.With("component", "pipeline"), reg, pipeline.Options{})
+	rl, err := newRelay(cfg, sink, log.With("component", "relay"), reg)
 	if err != nil {
 		return errors.Join(err, sink.Close(context.Background()))
 	}
+	// From here on, rl.Close keeps (or reports) what Kafka did not take.
+	abort := func(err error) error {
+		return errors.Join(err, sink.Close(context.Background()), rl.Close())
+	}
+	pipe, err := pipeline.New(rl, log.With("component", "pipeline"), reg, pipeline.Options{Dedup: dedup.New(cfg.Dedup)})
+	if err != nil {
+		return abort(err)
+	}
 	src, err := wsstream.New(cfg.Stream, log.With("component", "stream"), reg)
 	if err != nil {
-		return errors.Join(err, sink.Close(context.Background()))
+		return abort(err)
 	}
 
 	ln, err := net.Listen("tcp", cfg.API.Addr())
 	if err != nil {
-		return errors.Join(fmt.Errorf("listen on API_HOST:API_PORT %s: %w", cfg.API.Addr(), err), sink.Close(context.Background()))
+		return abort(fmt.Errorf("listen on API_HOST:API_PORT %s: %w", cfg.API.Addr(), err))
 	}
 	srv := &http.Server{
 		Handler: httpapi.NewHandler(httpapi.Options{
@@ -59,6 +70,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, ready chan<
 			Checks: []httpapi.Check{
 				{Name: "stream", Status: src.Status},
 				{Name: "kafka", Status: sink.Status},
+				{Name: "buffer", Status: rl.Status},
 			},
 			Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 			Logger:  log.With("component", "http"),
@@ -86,6 +98,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, ready chan<
 	bgCtx, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	bgDone := make(chan struct{}, 2)
+	relayCtx, stopRelay := context.WithCancel(context.Background())
+	defer stopRelay()
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- rl.Run(relayCtx) }()
 	go func() { _ = sink.Run(bgCtx); bgDone <- struct{}{} }()
 	go func() {
 		if cfg.Log.SummaryInterval > 0 {
@@ -102,9 +118,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, ready chan<
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 
-	// 1. Stop reading. The source hands on every frame it already read; if
-	// Kafka is so slow that this outlasts the timeout, closing the sink
-	// below releases it.
+	// 1. Stop reading. The source hands on every frame it already read.
 	var srcErr error
 	srcStopped := false
 	select {
@@ -113,12 +127,29 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, ready chan<
 	case <-shutdownCtx.Done():
 		log.Warn("The stream did not stop within the shutdown timeout")
 	}
-	// 2. Flush everything accepted, within what is left of the timeout.
-	sinkErr := sink.Close(shutdownCtx)
+	// 2. Deliver everything held, within what is left of the timeout.
+	rl.CloseInput()
+	select {
+	case <-relayDone:
+	case <-shutdownCtx.Done():
+		log.Warn("Kafka did not take every held match within the shutdown timeout")
+		stopRelay()
+		<-relayDone
+	}
+	rl.Abort() // releases a reader still blocked on a full relay
 	if !srcStopped {
 		srcErr = <-srcDone
 	}
-	// 3. Stop the background work and the HTTP server.
+	// 3. Close the producer (what it still holds fails), then the relay,
+	// which keeps every unacknowledged match in the spool, or reports it
+	// lost in memory mode.
+	sinkErr := sink.Close(shutdownCtx)
+	relayErr := rl.Close()
+	if sinkErr != nil && relayErr == nil {
+		log.Warn("Unacknowledged matches were kept in the spool for the next start", "error", sinkErr)
+		sinkErr = nil
+	}
+	// 4. Stop the background work and the HTTP server.
 	stopBG()
 	<-bgDone
 	<-bgDone
@@ -134,11 +165,34 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, ready chan<
 
 	c := pipe.Counts()
 	log.Info("Shutdown complete",
-		"received", c.Received, "accepted", c.Accepted, "rejected", c.Rejected, "dropped", c.Dropped,
+		"received", c.Received, "accepted", c.Accepted, "rejected", c.Rejected, "duplicates", c.Duplicates, "dropped", c.Dropped,
 		"published", sink.Published(), "failed", sink.Failed())
-	err = errors.Join(serveErr, srcErr, sinkErr, shutErr)
+	err = errors.Join(serveErr, srcErr, sinkErr, relayErr, shutErr)
 	if err != nil {
 		log.Error("Shutdown with errors", "error", err)
 	}
 	return err
+}
+
+// newRelay opens the spool (unless in memory mode) and builds the relay in
+// front of the Kafka sink.
+func newRelay(cfg config.Config, sink *kafkasink.Sink, log *slog.Logger, reg prometheus.Registerer) (*relay.Relay, error) {
+	m, err := relay.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Relay.Mode == relay.Memory {
+		return relay.New(cfg.Relay, sink, nil, log, m)
+	}
+	opts := cfg.Spool
+	opts.Logger = log.With("spool_dir", opts.Dir)
+	sp, err := spool.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open the spool in SPOOL_DIR %s: %w", opts.Dir, err)
+	}
+	rl, err := relay.New(cfg.Relay, sink, sp, log, m)
+	if err != nil {
+		return nil, errors.Join(err, sp.Close())
+	}
+	return rl, nil
 }

@@ -23,8 +23,11 @@ import (
 
 	"github.com/joho/godotenv"
 
+	"github.com/dota-data/ingestion-service/internal/dedup"
 	"github.com/dota-data/ingestion-service/internal/kafkasink"
 	"github.com/dota-data/ingestion-service/internal/logging"
+	"github.com/dota-data/ingestion-service/internal/relay"
+	"github.com/dota-data/ingestion-service/internal/spool"
 	"github.com/dota-data/ingestion-service/internal/wsstream"
 )
 
@@ -40,6 +43,12 @@ type Config struct {
 	Stream wsstream.Config
 	// Kafka configures the Kafka sink.
 	Kafka kafkasink.Config
+	// Relay configures buffering between the stream and Kafka.
+	Relay relay.Config
+	// Spool configures the disk spool (unused in memory mode).
+	Spool spool.Options
+	// Dedup bounds the window of recently accepted IDs.
+	Dedup dedup.Limit
 	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration
 }
@@ -117,6 +126,13 @@ var Vars = []Var{
 	{Name: "STREAM_BACKOFF_MAX", Default: "30s", Help: "largest reconnect delay"},
 	{Name: "STREAM_HEALTHY_AFTER", Default: "60s", Help: "a connection this old resets the backoff"},
 	{Name: "STREAM_TLS_CA_FILE", Help: "PEM file of extra CAs to trust for wss:// (the system's roots are always trusted)"},
+	{Name: "BUFFER_MAX_RECORDS", Default: "100000", Help: "matches held in memory before spilling to disk (overflow) or blocking/dropping (memory)"},
+	{Name: "SPOOL_MODE", Default: "overflow", Help: "overflow (memory, then disk), disk (write every match ahead) or memory (no disk)"},
+	{Name: "SPOOL_DIR", Default: "spool", Help: "directory of the disk spool, relative to the working directory unless absolute"},
+	{Name: "SPOOL_MAX_BYTES", Default: "1GiB", Help: "cap on the spool's files; bytes, or with KiB, MiB, GiB"},
+	{Name: "SPOOL_FSYNC", Default: "1s", Help: "always (fsync every match), an interval such as 100ms, or never (leave it to the OS)"},
+	{Name: "SPOOL_WHEN_FULL", Default: "block", Help: "block (stop reading the stream) or drop_newest (count and log each dropped match)"},
+	{Name: "DEDUP_WINDOW", Default: "50000", Help: "skip an ID seen among the last N matches (a count) or within a duration such as 10m; 0 disables"},
 	{Name: "API_HOST", Default: "0.0.0.0", Help: "HTTP listen address"},
 	{Name: "API_PORT", Default: "8000", Help: "HTTP listen port"},
 	{Name: "LOG_LEVEL", Default: "INFO", Help: "DEBUG, INFO, WARNING (or WARN), ERROR or CRITICAL, any case"},
@@ -278,11 +294,80 @@ func (r *reader) load() Config {
 	if c.Kafka.TopicReplicationFactor == 0 {
 		r.fail("KAFKA_TOPIC_REPLICATION_FACTOR", "0", "want -1 (the brokers' default) or a positive factor")
 	}
+	c.Relay = relay.Config{
+		Mode:        relay.Mode(strings.ToLower(r.str("SPOOL_MODE", string(relay.Overflow)))),
+		WhenFull:    relay.WhenFull(strings.ToLower(r.str("SPOOL_WHEN_FULL", string(relay.Block)))),
+		MaxRecords:  r.integer("BUFFER_MAX_RECORDS", 100_000, 1, 100_000_000),
+		MaxInFlight: c.Kafka.MaxBufferedRecords,
+	}
+	switch c.Relay.Mode {
+	case relay.Overflow, relay.Disk, relay.Memory:
+	default:
+		r.fail("SPOOL_MODE", string(c.Relay.Mode), "want overflow, disk or memory")
+	}
+	switch c.Relay.WhenFull {
+	case relay.Block, relay.DropNewest:
+	default:
+		r.fail("SPOOL_WHEN_FULL", string(c.Relay.WhenFull), "want block or drop_newest")
+	}
+	c.Spool = spool.Options{
+		Dir:      r.str("SPOOL_DIR", "spool"),
+		MaxBytes: r.bytes("SPOOL_MAX_BYTES", 1<<30),
+		Sync:     r.syncPolicy("SPOOL_FSYNC"),
+	}
+	if raw := r.str("DEDUP_WINDOW", "50000"); raw != "" {
+		l, err := dedup.ParseLimit(raw)
+		if err != nil {
+			r.fail("DEDUP_WINDOW", raw, err.Error())
+		}
+		c.Dedup = l
+	}
 	c.ShutdownTimeout = r.duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Millisecond)
 	if c.ShutdownTimeout == 0 {
 		r.fail("SHUTDOWN_TIMEOUT", "0", "want a positive duration")
 	}
 	return c
+}
+
+// bytes reads a size: a plain number of bytes, or one with a KiB, MiB or
+// GiB suffix (KB, MB, GB are read as the same powers of two).
+func (r *reader) bytes(name string, def int64) int64 {
+	raw := r.str(name, "")
+	if raw == "" {
+		return def
+	}
+	num, mult := strings.TrimSpace(raw), int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if strings.HasSuffix(strings.ToUpper(num), u.suffix) {
+			num, mult = strings.TrimSpace(num[:len(num)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<50)/mult {
+		r.fail(name, raw, "want a size such as 536870912, 512MiB or 1GiB")
+		return def
+	}
+	return n * mult
+}
+
+func (r *reader) syncPolicy(name string) spool.SyncPolicy {
+	raw := strings.ToLower(r.str(name, "1s"))
+	switch raw {
+	case "always":
+		return spool.SyncPolicy{Always: true}
+	case "never", "0":
+		return spool.SyncPolicy{}
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d <= 0 {
+		r.fail(name, raw, "want always, never or an interval such as 100ms or 1s")
+		return spool.SyncPolicy{Interval: time.Second}
+	}
+	return spool.SyncPolicy{Interval: d}
 }
 
 func (r *reader) boolean(name string) bool {
@@ -398,8 +483,25 @@ func (c Config) LogValue() slog.Value {
 		slog.String("kafka_sasl_password", mask(c.Kafka.Security.Password)),
 		slog.String("kafka_tls_ca_file", c.Kafka.Security.CAFile),
 		slog.String("stream_tls_ca_file", c.Stream.TLSCAFile),
+		slog.String("spool_mode", string(c.Relay.Mode)),
+		slog.String("spool_when_full", string(c.Relay.WhenFull)),
+		slog.Int("buffer_max_records", c.Relay.MaxRecords),
+		slog.String("spool_dir", c.Spool.Dir),
+		slog.Int64("spool_max_bytes", c.Spool.MaxBytes),
+		slog.String("spool_fsync", syncString(c.Spool.Sync)),
+		slog.String("dedup_window", c.Dedup.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 	)
+}
+
+func syncString(p spool.SyncPolicy) string {
+	switch {
+	case p.Always:
+		return "always"
+	case p.Interval > 0:
+		return p.Interval.String()
+	}
+	return "never"
 }
 
 // mask hides a secret, saying only whether it is set.

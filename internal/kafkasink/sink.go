@@ -79,48 +79,87 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Sink, error)
 	return s, nil
 }
 
-// Publish hands m to the client as one record: key the decimal match ID,
-// value exactly {"match_id":N}. It returns once the record is buffered, not
-// when it is acknowledged; the outcome is counted and, on failure, logged
-// with the match ID. It blocks while MaxBufferedRecords are buffered; if
-// ctx ends while it waits, the record is failed that way (logged and
-// counted as "canceled"). It returns ctx's error without producing if ctx
-// has already ended, and ErrClosed after Close.
+// DeliveryFunc is told the outcome of one record produced with Produce:
+// err is nil once Kafka acknowledged it. It is called on a client goroutine
+// and must not block.
+type DeliveryFunc = func(token uint64, err error)
+
+// record is one produced match: the client's record, the caller's token and
+// callback, and room for the key and value, in one allocation. It is also
+// the record's context (carrying no deadline or cancellation), which is how
+// the promise finds it again without a lookup.
+type record struct {
+	kgo.Record
+	ctx   recordContext
+	token uint64
+	done  DeliveryFunc
+	buf   [2*20 + len(`{"match_id":}`)]byte
+}
+
+// recordContext is a record's context: never cancelled, and pointing back
+// at its record.
+type recordContext struct {
+	context.Context
+	r *record
+}
+
+// Publish produces m with no delivery callback; see Produce.
 func (s *Sink) Publish(ctx context.Context, m match.Match) error {
+	return s.Produce(ctx, m, 0, nil)
+}
+
+// Produce hands m to the client as one record: key the decimal match ID,
+// value exactly {"match_id":N}. It returns once the record is buffered, not
+// when it is acknowledged; done, if not nil, is then called with token and
+// the outcome, which is also counted and, on failure, logged with the match
+// ID. It blocks while MaxBufferedRecords are buffered; if ctx ends while it
+// waits, the record fails with ctx's error. It returns ctx's error without
+// producing if ctx has already ended, and ErrClosed after Close; done is
+// not called then.
+func (s *Sink) Produce(ctx context.Context, m match.Match, token uint64, done DeliveryFunc) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// One allocation for key and value, one for the record.
-	buf := make([]byte, 0, 2*20+len(`{"match_id":}`))
-	buf = m.AppendKey(buf)
-	k := len(buf)
-	buf = m.AppendValue(buf)
-	rec := &kgo.Record{Key: buf[:k:k], Value: buf[k:], Timestamp: time.Now()}
-	s.client.Produce(ctx, rec, s.promise)
+	r := &record{token: token, done: done}
+	b := m.AppendKey(r.buf[:0])
+	k := len(b)
+	b = m.AppendValue(b)
+	r.Key, r.Value = b[:k:k], b[k:]
+	r.Timestamp = time.Now()
+	r.ctx = recordContext{Context: context.Background(), r: r}
+	r.Record.Context = &r.ctx
+	s.client.Produce(ctx, &r.Record, s.promise)
 	return nil
 }
 
-func (s *Sink) onDelivery(r *kgo.Record, err error) {
+func (s *Sink) onDelivery(kr *kgo.Record, err error) {
+	var r *record
+	if rc, ok := kr.Context.(*recordContext); ok {
+		r = rc.r
+	}
 	now := time.Now()
 	if err == nil {
 		s.published.Add(1)
 		s.lastAckNS.Store(now.UnixNano())
 		s.metrics.published.Inc()
-		s.metrics.latency.Observe(now.Sub(r.Timestamp).Seconds())
+		s.metrics.latency.Observe(now.Sub(kr.Timestamp).Seconds())
 		if s.log.Enabled(context.Background(), slog.LevelDebug) {
-			s.log.Debug("Published match", "match_id", string(r.Key), "partition", r.Partition, "offset", r.Offset)
+			s.log.Debug("Published match", "match_id", string(kr.Key), "partition", kr.Partition, "offset", kr.Offset)
 		}
-		return
+	} else {
+		s.failed.Add(1)
+		s.lastErrNS.Store(now.UnixNano())
+		msg := err.Error()
+		s.lastErr.Store(&msg)
+		s.metrics.failed.WithLabelValues(errorClass(err)).Inc()
+		s.log.Error("Failed to publish match", "match_id", string(kr.Key), "topic", kr.Topic, "error", err)
 	}
-	s.failed.Add(1)
-	s.lastErrNS.Store(now.UnixNano())
-	msg := err.Error()
-	s.lastErr.Store(&msg)
-	s.metrics.failed.WithLabelValues(errorClass(err)).Inc()
-	s.log.Error("Failed to publish match", "match_id", string(r.Key), "topic", r.Topic, "error", err)
+	if r != nil && r.done != nil {
+		r.done(r.token, err)
+	}
 }
 
 // errorClass maps a delivery error to a low-cardinality metric label.
@@ -272,6 +311,12 @@ func (s *Sink) checkTopic(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Flush sends every buffered record now, without waiting for the linger,
+// and returns once all are acknowledged or failed, or ctx ends.
+func (s *Sink) Flush(ctx context.Context) error {
+	return s.client.Flush(ctx)
 }
 
 // Close stops accepting records, waits until every buffered record is

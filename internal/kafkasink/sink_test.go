@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,5 +234,42 @@ func TestConfigRejectsUnknownCompression(t *testing.T) {
 	_, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Topic: "t", Compression: "brotli"}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err == nil || !strings.Contains(err.Error(), "brotli") {
 		t.Fatalf("New with compression brotli = %v", err)
+	}
+}
+
+func TestProduceReportsEachTokenOnce(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	s, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic})
+	const n = 1000
+	var mu sync.Mutex
+	got := make(map[uint64]int, n)
+	done := func(token uint64, err error) {
+		if err != nil {
+			t.Errorf("token %d failed: %v", token, err)
+		}
+		mu.Lock()
+		got[token]++
+		mu.Unlock()
+	}
+	for i := uint64(1); i <= n; i++ {
+		if err := s.Produce(context.Background(), match.Match{ID: int64(i) + 100}, i, done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != n {
+		t.Fatalf("%d tokens reported, want %d", len(got), n)
+	}
+	for tok, c := range got {
+		if c != 1 || tok < 1 || tok > n {
+			t.Fatalf("token %d reported %d times", tok, c)
+		}
 	}
 }

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/dota-data/ingestion-service/internal/dedup"
 	"github.com/dota-data/ingestion-service/internal/match"
 )
 
@@ -34,6 +36,10 @@ type Options struct {
 	// FrameLogBytes is how much of a rejected frame its log line quotes;
 	// default 256.
 	FrameLogBytes int
+	// Dedup, when not nil, drops a match whose ID it has seen recently, so
+	// that a stream re-sending matches does not duplicate records. The
+	// Pipeline owns it from then on.
+	Dedup *dedup.Window
 }
 
 // Pipeline validates frames and publishes the matches they hold. Its
@@ -46,10 +52,11 @@ type Pipeline struct {
 
 	frames   prometheus.Counter
 	accepted prometheus.Counter
-	rejected map[match.Reason]prometheus.Counter
-	dropped  prometheus.Counter
+	rejected   map[match.Reason]prometheus.Counter
+	dropped    prometheus.Counter
+	duplicates prometheus.Counter
 
-	nFrames, nAccepted, nRejected, nDropped atomic.Int64
+	nFrames, nAccepted, nRejected, nDropped, nDuplicates atomic.Int64
 
 	rejectLog  *rate.Limiter
 	suppressed atomic.Int64
@@ -81,7 +88,11 @@ func New(pub Publisher, log *slog.Logger, reg prometheus.Registerer, opts Option
 		}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ingestion_matches_dropped_total",
-			Help: "Valid matches the publisher refused (it was closed or shutting down).",
+			Help: "Valid matches not accepted for delivery: the buffer was full under drop_newest, or the service was shutting down.",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ingestion_duplicates_total",
+			Help: "Valid matches skipped because their ID was seen within the de-duplication window.",
 		}),
 		rejected:  make(map[match.Reason]prometheus.Counter, len(match.Reasons)),
 		rejectLog: rate.NewLimiter(rate.Limit(opts.RejectLogRate), opts.RejectLogBurst),
@@ -93,7 +104,7 @@ func New(pub Publisher, log *slog.Logger, reg prometheus.Registerer, opts Option
 	for _, r := range match.Reasons {
 		p.rejected[r] = rejected.WithLabelValues(string(r))
 	}
-	for _, c := range []prometheus.Collector{p.frames, p.accepted, p.dropped, rejected} {
+	for _, c := range []prometheus.Collector{p.frames, p.accepted, p.dropped, p.duplicates, rejected} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("pipeline: register metrics: %w", err)
 		}
@@ -113,10 +124,18 @@ func (p *Pipeline) Frame(ctx context.Context, frame []byte) {
 		p.reject(ctx, reason, int64(len(frame)), frame)
 		return
 	}
+	if p.opts.Dedup.Seen(m.ID, time.Now()) {
+		p.nDuplicates.Add(1)
+		p.duplicates.Inc()
+		if p.log.Enabled(ctx, slog.LevelDebug) {
+			p.log.Debug("Duplicate match skipped", "match_id", m.ID)
+		}
+		return
+	}
 	if err := p.pub.Publish(ctx, m); err != nil {
 		p.nDropped.Add(1)
 		p.dropped.Inc()
-		p.log.Error("Match not published", "match_id", m.ID, "error", err)
+		p.log.Error("Match dropped", "match_id", m.ID, "error", err)
 		return
 	}
 	p.nAccepted.Add(1)
@@ -161,6 +180,8 @@ type Counts struct {
 	Rejected int64
 	// Dropped counts valid matches the Publisher refused.
 	Dropped int64
+	// Duplicates counts valid matches skipped as seen recently.
+	Duplicates int64
 }
 
 // Counts returns the totals so far.
@@ -169,6 +190,7 @@ func (p *Pipeline) Counts() Counts {
 		Received: p.nFrames.Load(),
 		Accepted: p.nAccepted.Load(),
 		Rejected: p.nRejected.Load(),
-		Dropped:  p.nDropped.Load(),
+		Dropped:    p.nDropped.Load(),
+		Duplicates: p.nDuplicates.Load(),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/dota-data/ingestion-service/internal/dedup"
 	"github.com/dota-data/ingestion-service/internal/logtest"
 	"github.com/dota-data/ingestion-service/internal/match"
 )
@@ -136,7 +138,7 @@ func TestPublisherRefusalIsCountedAndLogged(t *testing.T) {
 	if c := p.Counts(); c.Dropped != 1 || c.Accepted != 0 {
 		t.Fatalf("counts = %+v", c)
 	}
-	lines := logs.Lines(t, "Match not published")
+	lines := logs.Lines(t, "Match dropped")
 	if len(lines) != 1 || lines[0]["match_id"] != float64(77) {
 		t.Fatalf("log lines = %v", lines)
 	}
@@ -194,5 +196,20 @@ func TestLogSummaries(t *testing.T) {
 	l := lines[0]
 	if l["received"] != float64(2) || l["accepted"] != float64(1) || l["rejected"] != float64(1) || l["published"] != float64(1) || l["buffered"] != float64(3) {
 		t.Fatalf("summary = %v", l)
+	}
+}
+
+func TestDuplicatesWithinTheWindowAreSkipped(t *testing.T) {
+	pub := &memPublisher{}
+	p, _ := newPipeline(t, pub, Options{Dedup: dedup.New(dedup.Limit{Count: 3})})
+	for _, id := range []int{1, 2, 1, 3, 2, 4, 5, 1} {
+		p.Frame(context.Background(), []byte(`{"match_id":`+strconv.Itoa(id)+`}`))
+	}
+	// 1 is seen again after 2,3,4,5 pushed it out of a window of three.
+	if want := []int64{1, 2, 3, 4, 5, 1}; !equal(pub.ids, want) || len(pub.ids) != len(want) {
+		t.Fatalf("published %v, want %v", pub.ids, want)
+	}
+	if c := p.Counts(); c.Duplicates != 2 || testutil.ToFloat64(p.duplicates) != 2 {
+		t.Fatalf("duplicates = %d", c.Duplicates)
 	}
 }

@@ -1,0 +1,134 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dota-data/ingestion-service/internal/health"
+	"github.com/dota-data/ingestion-service/internal/match"
+)
+
+// Close ends the relay after Run has returned and the Producer has been
+// closed (so that every outcome is known). Whatever Kafka has not
+// acknowledged is kept: in Overflow and Disk modes, matches held in memory
+// or in flight are written to the spool for the next start (spooled ones
+// are there already) and the spool is closed; in Memory mode they are lost,
+// and Close says how many. It returns the spool's errors, or an error
+// counting lost matches.
+func (r *Relay) Close() error {
+	r.Abort()
+	r.settle(context.Background(), time.Now(), true)
+	var kept, lost int
+	var errs []error
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for tok := r.frontier; tok < r.nextToken; tok++ {
+		s := &r.slots[tok%uint64(len(r.slots))]
+		if s.state.Load() == slotAcked || s.spooled {
+			continue
+		}
+		if r.keep(s.m.ID, s.at, now, &errs) {
+			kept++
+		} else {
+			lost++
+		}
+	}
+	for r.ring.n > 0 {
+		id, at := r.ring.pop()
+		if r.keep(id, at, now, &errs) {
+			kept++
+		} else {
+			lost++
+		}
+	}
+	if r.spool != nil {
+		st := r.spool.Stats()
+		if err := r.spool.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if st.Uncommitted > 0 {
+			r.log.Info("Matches kept in the spool for the next start", "records", st.Uncommitted, "written_at_shutdown", kept, "bytes", st.Bytes)
+		}
+	}
+	if lost > 0 {
+		r.log.Error("Matches lost at shutdown: Kafka did not acknowledge them and there is no spool", "lost", lost, "mode", string(r.cfg.Mode))
+		errs = append(errs, errLost(lost))
+	}
+	return errors.Join(errs...)
+}
+
+type errLost int
+
+func (e errLost) Error() string {
+	return fmt.Sprintf("relay: %d matches lost at shutdown", int(e))
+}
+
+// keep writes a match to the spool, reporting false if there is none or it
+// refused.
+func (r *Relay) keep(id, at int64, now time.Time, errs *[]error) bool {
+	if r.spool == nil {
+		return false
+	}
+	ts := now
+	if at != 0 {
+		ts = time.Unix(0, at)
+	}
+	if _, err := r.spool.Append(encode(&r.putBuf, match.Match{ID: id}), ts); err != nil {
+		*errs = append(*errs, err)
+		return false
+	}
+	return true
+}
+
+// Status reports the relay's health for readiness: down while it is full
+// (reading paused, or new matches dropped).
+func (r *Relay) Status() health.Status {
+	st := r.Stats()
+	status := r.state.Status()
+	detail := fmt.Sprintf("%d in memory, %d in flight", st.Memory, st.InFlight)
+	if r.spool != nil {
+		detail += fmt.Sprintf(", %d spooled (%d bytes)", st.SpoolRecords, st.SpoolBytes)
+	}
+	if !st.Oldest.IsZero() {
+		detail += fmt.Sprintf(", oldest unacknowledged %s", time.Since(st.Oldest).Round(time.Millisecond))
+	}
+	status.Detail = status.Detail + ": " + detail
+	return status
+}
+
+// Stats are the relay's current figures.
+type Stats struct {
+	// Memory counts matches waiting in memory.
+	Memory int
+	// InFlight counts matches handed to the Producer, not yet acknowledged.
+	InFlight int64
+	// SpoolRecords and SpoolBytes describe the spool's unacknowledged backlog.
+	SpoolRecords int64
+	SpoolBytes   int64
+	// Oldest is when the oldest unacknowledged match arrived; zero if none.
+	Oldest time.Time
+	// Accepted counts matches Publish accepted; Dropped those it dropped.
+	Accepted, Dropped int64
+	// Full is true while Publish finds no room.
+	Full bool
+}
+
+// Stats returns the current figures.
+func (r *Relay) Stats() Stats {
+	r.mu.Lock()
+	st := Stats{Memory: r.ring.n, Full: r.full}
+	r.mu.Unlock()
+	st.InFlight = r.inFlightCount.Load()
+	if r.spool != nil {
+		ss := r.spool.Stats()
+		st.SpoolRecords, st.SpoolBytes = ss.Uncommitted, ss.Bytes
+	}
+	if ns := r.oldestNS.Load(); ns != 0 {
+		st.Oldest = time.Unix(0, ns)
+	}
+	st.Accepted, st.Dropped = r.accepted.Load(), r.dropped.Load()
+	return st
+}

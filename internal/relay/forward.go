@@ -1,0 +1,251 @@
+package relay
+
+import (
+	"context"
+	"time"
+
+	"github.com/dota-data/ingestion-service/internal/match"
+	"github.com/dota-data/ingestion-service/internal/spool"
+)
+
+// Run forwards held matches to the Producer, oldest first, and tracks
+// their acknowledgements: failed deliveries are tried again after
+// RetryBackoff, and acknowledged spool records are committed. It returns nil
+// when ctx ends, or once CloseInput was called and everything held has been
+// acknowledged.
+func (r *Relay) Run(ctx context.Context) error {
+	tick := time.NewTicker(r.cfg.CommitInterval)
+	defer tick.Stop()
+	for {
+		r.settle(ctx, time.Now(), false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if r.inFlight() < uint64(len(r.slots)) {
+			it, ok := r.take()
+			if ok {
+				r.send(ctx, it)
+				continue
+			}
+			if r.drained() {
+				r.settle(ctx, time.Now(), true)
+				return nil
+			}
+			if r.flushing() {
+				// Input has ended and everything is handed over: ask the
+				// producer to send what it holds now rather than linger.
+				if f, ok := r.prod.(Flusher); ok {
+					_ = f.Flush(ctx)
+					continue
+				}
+			}
+		}
+		r.waiting.Store(true)
+		select {
+		case <-r.work:
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+		r.waiting.Store(false)
+	}
+}
+
+// item is one match taken from memory or from the spool.
+type item struct {
+	m       match.Match
+	at      int64
+	pos     spool.Pos
+	spooled bool
+}
+
+func (r *Relay) inFlight() uint64 { return r.nextToken - r.frontier }
+
+// take returns the oldest held match: memory first (it is older than any
+// spooled backlog, which starts only once memory is full), then the spool.
+func (r *Relay) take() (item, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ring.n > 0 {
+		id, at := r.ring.pop()
+		if r.full {
+			r.signal(r.space)
+		}
+		return item{m: match.Match{ID: id}, at: at}, true
+	}
+	if r.spool == nil {
+		return item{}, false
+	}
+	for {
+		p, pos, at, ok, err := r.spool.Next(r.readBuf[:0])
+		if err != nil {
+			r.log.Error("Reading the spool failed", "error", err)
+			return item{}, false
+		}
+		if !ok {
+			if r.spilling && r.cfg.Mode == Overflow {
+				r.spilling = false
+				r.log.Info("Spool caught up, back to the memory buffer")
+			}
+			return item{}, false
+		}
+		m, err := decode(p)
+		if err != nil {
+			// Checksummed but not ours: skip it, and let the frontier pass it.
+			r.log.Error("Skipping an unreadable spooled record", "error", err)
+			r.metrics.corrupt.Inc()
+			r.skip(pos)
+			continue
+		}
+		return item{m: m, at: at.UnixNano(), pos: pos, spooled: true}, true
+	}
+}
+
+// skip occupies a token for a spool record that will not be produced, so
+// that commits pass it in order.
+func (r *Relay) skip(pos spool.Pos) {
+	s := r.claim(item{pos: pos, spooled: true})
+	s.state.Store(slotAcked)
+}
+
+func (r *Relay) claim(it item) *slot {
+	s := &r.slots[r.nextToken%uint64(len(r.slots))]
+	s.m, s.at, s.pos, s.spooled = it.m, it.at, it.pos, it.spooled
+	s.state.Store(slotPending)
+	r.nextToken++
+	r.inFlightCount.Add(1)
+	return s
+}
+
+func (r *Relay) send(ctx context.Context, it item) {
+	tok := r.nextToken
+	s := r.claim(it)
+	if err := r.prod.Produce(ctx, it.m, tok, r.done); err != nil {
+		// Not handed over (shutting down): Close keeps it.
+		s.state.Store(slotFailed)
+	}
+}
+
+// settle moves the frontier past acknowledged tokens, commits the spool,
+// and retries failed deliveries that have waited long enough. final forces
+// a commit.
+func (r *Relay) settle(ctx context.Context, now time.Time, final bool) {
+	if r.nFailed.Load() > 0 {
+		r.failMu.Lock()
+		failed := r.failed
+		r.failed = r.failedSpare[:0]
+		r.nFailed.Store(0)
+		r.failMu.Unlock()
+		r.failedSpare = failed
+		for _, tok := range failed {
+			r.retries = append(r.retries, retry{token: tok, at: now.Add(r.cfg.RetryBackoff)})
+		}
+	}
+	if ctx.Err() == nil && len(r.retries) > 0 {
+		kept := r.retries[:0]
+		for _, rt := range r.retries {
+			s := &r.slots[rt.token%uint64(len(r.slots))]
+			if now.Before(rt.at) {
+				kept = append(kept, rt)
+				continue
+			}
+			r.metrics.retries.Inc()
+			r.log.Warn("Retrying a failed delivery", "match_id", s.m.ID)
+			s.state.Store(slotPending)
+			if err := r.prod.Produce(ctx, s.m, rt.token, r.done); err != nil {
+				s.state.Store(slotFailed)
+				kept = append(kept, retry{token: rt.token, at: now.Add(r.cfg.RetryBackoff)})
+			}
+		}
+		r.retries = kept
+	}
+
+	advanced := false
+	for r.frontier < r.nextToken {
+		s := &r.slots[r.frontier%uint64(len(r.slots))]
+		if s.state.Load() != slotAcked {
+			break
+		}
+		if s.spooled {
+			r.pendingCommit, r.havePending = s.pos, true
+		}
+		s.state.Store(slotFree)
+		r.frontier++
+		r.inFlightCount.Add(-1)
+		advanced = true
+	}
+	if advanced {
+		r.signal(r.space)
+	}
+	if !final && now.Sub(r.lastCommit) < r.cfg.CommitInterval {
+		return
+	}
+	r.lastCommit = now
+	if r.havePending && r.spool != nil {
+		if err := r.spool.Commit(r.pendingCommit); err != nil {
+			r.log.Error("Committing the spool failed", "error", err)
+		} else {
+			r.havePending = false
+			r.signal(r.space) // committed segments may have been deleted
+		}
+	}
+	r.updateOldest()
+}
+
+type retry struct {
+	token uint64
+	at    time.Time
+}
+
+// updateOldest publishes the arrival time of the oldest unacknowledged
+// match, for metrics.
+func (r *Relay) updateOldest() {
+	oldest := int64(0)
+	if r.frontier < r.nextToken {
+		oldest = r.slots[r.frontier%uint64(len(r.slots))].at
+	}
+	r.mu.Lock()
+	if o := r.ring.oldest(); o != 0 && (oldest == 0 || o < oldest) {
+		oldest = o
+	}
+	r.mu.Unlock()
+	if r.spool != nil {
+		if o := r.spool.Stats().OldestUncommitted; !o.IsZero() && (oldest == 0 || o.UnixNano() < oldest) {
+			oldest = o.UnixNano()
+		}
+	}
+	r.oldestNS.Store(oldest)
+}
+
+// Flusher is implemented by a Producer that holds records back (lingers)
+// and can be told to send them at once.
+type Flusher interface {
+	// Flush returns once everything produced so far is delivered or ctx ends.
+	Flush(ctx context.Context) error
+}
+
+// flushing reports whether input has ended and everything held has been
+// handed to the producer, which still has some in flight.
+func (r *Relay) flushing() bool {
+	if r.inFlight() == 0 || len(r.retries) > 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.inputEnd || r.ring.n > 0 {
+		return false
+	}
+	return r.spool == nil || r.spool.Stats().Unread == 0
+}
+
+// drained reports whether input has ended and nothing is held or in flight.
+func (r *Relay) drained() bool {
+	if r.inFlight() > 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.inputEnd || r.ring.n > 0 {
+		return false
+	}
+	return r.spool == nil || r.spool.Stats().Unread == 0
+}
