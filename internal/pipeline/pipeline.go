@@ -50,8 +50,8 @@ type Pipeline struct {
 	log  *slog.Logger
 	opts Options
 
-	frames   prometheus.Counter
-	accepted prometheus.Counter
+	frames     prometheus.Counter
+	accepted   prometheus.Counter
 	rejected   map[match.Reason]prometheus.Counter
 	dropped    prometheus.Counter
 	duplicates prometheus.Counter
@@ -187,9 +187,9 @@ type Counts struct {
 // Counts returns the totals so far.
 func (p *Pipeline) Counts() Counts {
 	return Counts{
-		Received: p.nFrames.Load(),
-		Accepted: p.nAccepted.Load(),
-		Rejected: p.nRejected.Load(),
+		Received:   p.nFrames.Load(),
+		Accepted:   p.nAccepted.Load(),
+		Rejected:   p.nRejected.Load(),
 		Dropped:    p.nDropped.Load(),
 		Duplicates: p.nDuplicates.Load(),
 	}

@@ -141,13 +141,13 @@ type Relay struct {
 	closing chan struct{} // closed by Abort
 
 	// In flight: owned by the Run goroutine, but for state, which done sets.
-	slots     []slot
-	nextToken uint64
-	frontier  uint64 // lowest token not yet acknowledged
-	waiting   atomic.Bool
-	failMu    sync.Mutex
-	failed    []uint64
-	nFailed   atomic.Int64
+	slots         []slot
+	nextToken     uint64
+	frontier      uint64 // lowest token not yet acknowledged
+	waiting       atomic.Bool
+	failMu        sync.Mutex
+	failed        []uint64
+	nFailed       atomic.Int64
 	failedSpare   []uint64
 	retries       []retry
 	readBuf       []byte
