@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -234,9 +236,11 @@ func TestDiskModeWritesAheadOfProducing(t *testing.T) {
 	}
 	put(t, r, 1, 300)
 	// Before anything is produced, every accepted match is on disk: a
-	// process killed now loses nothing. Simulate that by reopening the
-	// directory without closing anything.
-	again := openSpool(t, dir, 0)
+	// process killed now loses nothing. Read a copy of the directory as it
+	// is, without closing anything (the spool keeps it locked).
+	copyDir := t.TempDir()
+	copyFiles(t, dir, copyDir)
+	again := openSpool(t, copyDir, 0)
 	var ids []int64
 	buf := make([]byte, 0, 16)
 	for {
@@ -433,4 +437,24 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) prometheus.Colle
 	}
 	t.Fatalf("no metric %s", name)
 	return nil
+}
+
+func copyFiles(t *testing.T, from, to string) {
+	t.Helper()
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || e.Name() == "lock" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

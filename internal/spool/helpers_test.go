@@ -118,6 +118,7 @@ func crash(t testing.TB, s *Spool) {
 	for _, f := range s.retired {
 		_ = f.Close()
 	}
+	_ = s.lock.Close() // a dead process holds no lock
 }
 
 func mustExist(t testing.TB, path string) {

@@ -54,6 +54,7 @@ type Spool struct {
 	opts Options
 	log  *slog.Logger
 	dir  string
+	lock *os.File // holds the directory's lock
 
 	// Locks are taken in this order: readMu, flushMu, mu.
 
@@ -110,20 +111,24 @@ func Open(opts Options) (*Spool, error) {
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("spool: create directory: %w", err)
 	}
-	s := &Spool{opts: opts, log: opts.Logger, dir: opts.Dir}
-	ids, err := listSegments(s.dir)
+	lock, err := lockDir(opts.Dir)
 	if err != nil {
 		return nil, err
 	}
+	s := &Spool{opts: opts, log: opts.Logger, dir: opts.Dir, lock: lock}
+	ids, err := listSegments(s.dir)
+	if err != nil {
+		return nil, errors.Join(err, lock.Close())
+	}
 	from, err := s.loadCursor()
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, lock.Close())
 	}
 	if err := s.recover(ids, from); err != nil {
 		if s.wf != nil {
 			_ = s.wf.Close() // reporting the recovery error instead
 		}
-		return nil, err
+		return nil, errors.Join(err, lock.Close())
 	}
 	if opts.Sync.Always && s.dirDirty {
 		if err := syncDir(s.dir); err != nil {
@@ -239,7 +244,7 @@ func (s *Spool) Close() error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	err := s.flushLocked(s.opts.Sync.syncs())
-	return errors.Join(err, s.r.close(), s.wf.Close())
+	return errors.Join(err, s.r.close(), s.wf.Close(), s.lock.Close())
 }
 
 // Stats returns the spool's current figures. It may read one record

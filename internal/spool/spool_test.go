@@ -355,3 +355,21 @@ func syncName(p SyncPolicy) string {
 	}
 	return "never"
 }
+
+func TestOpenLocksTheDirectory(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, Options{Dir: dir})
+	if _, err := Open(Options{Dir: dir}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open = %v, want ErrLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	if err := again.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
