@@ -7,14 +7,20 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" \
-      -o /out/ingestion-service ./cmd/ingestion-service
+      -o /out/ingestion-service ./cmd/ingestion-service \
+ && mkdir -p /out/spool
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/ingestion-service /usr/local/bin/ingestion-service
+# The disk spool: matches waiting for Kafka survive a restart of the
+# container only if this directory is a volume that outlives it.
+COPY --from=build --chown=nonroot:nonroot /out/spool /var/lib/ingestion-service/spool
 USER nonroot:nonroot
 WORKDIR /home/nonroot
 ENV API_HOST=0.0.0.0 \
-    API_PORT=8000
+    API_PORT=8000 \
+    SPOOL_DIR=/var/lib/ingestion-service/spool
+VOLUME /var/lib/ingestion-service/spool
 EXPOSE 8000
 # The image has no shell and no curl: the binary checks its own health.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \

@@ -105,7 +105,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, ready chan<
 	go func() { _ = sink.Run(bgCtx); bgDone <- struct{}{} }()
 	go func() {
 		if cfg.Log.SummaryInterval > 0 {
-			_ = pipe.LogSummaries(bgCtx, cfg.Log.SummaryInterval, sink)
+			_ = pipe.LogSummaries(bgCtx, cfg.Log.SummaryInterval, delivery{sink, rl})
 		}
 		bgDone <- struct{}{}
 	}()
@@ -196,3 +196,13 @@ func newRelay(cfg config.Config, sink *kafkasink.Sink, log *slog.Logger, reg pro
 	}
 	return rl, nil
 }
+
+// delivery reports the Kafka sink's counts and the relay's backlog for the
+// progress summaries.
+type delivery struct {
+	*kafkasink.Sink
+	relay *relay.Relay
+}
+
+// Spooled returns the matches waiting in the spool.
+func (d delivery) Spooled() int64 { return d.relay.Stats().SpoolRecords }

@@ -146,6 +146,8 @@ func TestPublisherRefusalIsCountedAndLogged(t *testing.T) {
 
 type fixedDelivery struct{ published, failed, buffered int64 }
 
+func (f fixedDelivery) Spooled() int64 { return 7 }
+
 func (f fixedDelivery) Published() int64 { return f.published }
 func (f fixedDelivery) Failed() int64    { return f.failed }
 func (f fixedDelivery) Buffered() int64  { return f.buffered }
@@ -194,7 +196,7 @@ func TestLogSummaries(t *testing.T) {
 		t.Fatal("no summary line")
 	}
 	l := lines[0]
-	if l["received"] != float64(2) || l["accepted"] != float64(1) || l["rejected"] != float64(1) || l["published"] != float64(1) || l["buffered"] != float64(3) {
+	if l["received"] != float64(2) || l["accepted"] != float64(1) || l["rejected"] != float64(1) || l["published"] != float64(1) || l["buffered"] != float64(3) || l["spooled"] != float64(7) {
 		t.Fatalf("summary = %v", l)
 	}
 }

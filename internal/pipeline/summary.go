@@ -14,6 +14,8 @@ type Delivery interface {
 	Failed() int64
 	// Buffered counts matches awaiting an acknowledgement.
 	Buffered() int64
+	// Spooled counts matches waiting in the disk spool.
+	Spooled() int64
 }
 
 // LogSummaries logs, every interval until ctx ends, one info line with the
@@ -42,6 +44,7 @@ func (p *Pipeline) LogSummaries(ctx context.Context, every time.Duration, d Deli
 			slog.Int64("published", published),
 			slog.Int64("failed", d.Failed()),
 			slog.Int64("buffered", d.Buffered()),
+			slog.Int64("spooled", d.Spooled()),
 			slog.Float64("received_per_s", round1(float64(c.Received-last.Received)/secs)),
 			slog.Float64("published_per_s", round1(float64(published-lastPublished)/secs)),
 		)
