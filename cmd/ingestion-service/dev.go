@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -62,6 +63,16 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if getenv("API_HOST") == "" {
 		cfg.API.Host = "127.0.0.1"
+	}
+	if getenv("SPOOL_DIR") == "" {
+		// The in-process broker forgets everything at exit, so a spool kept
+		// for the next run would only replay into a new, empty topic.
+		dir, err := os.MkdirTemp("", "ingestion-dev-spool-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		cfg.Spool.Dir = dir
 	}
 	fmt.Fprintf(stdout, `ingestion-service dev mode
   Kafka (in-process broker): %[1]s  topic %[2]s (%[3]d partitions)
