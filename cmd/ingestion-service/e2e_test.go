@@ -271,7 +271,7 @@ func TestEndToEnd(t *testing.T) {
 		Status string
 		Checks map[string]struct{ Status string }
 	}
-	if err := json.Unmarshal([]byte(body), &ready); err != nil || ready.Status != "ready" || ready.Checks["stream"].Status != "up" || ready.Checks["kafka"].Status != "up" {
+	if err := json.Unmarshal([]byte(body), &ready); err != nil || ready.Status != "ready" || ready.Checks["stream"].Status != "up" || ready.Checks["kafka"].Status != "up" || ready.Checks["buffer"].Status != "up" {
 		t.Fatalf("ready body = %s", body)
 	}
 	// Metrics account for every frame.
@@ -283,6 +283,9 @@ func TestEndToEnd(t *testing.T) {
 		"ingestion_publish_errors_total":    0,
 		"ingestion_stream_connected":        1,
 		"ingestion_kafka_ready":             1,
+		"ingestion_relay_full":              0,
+		"ingestion_spool_records":           0,
+		"ingestion_duplicates_total":        0,
 	} {
 		if got := svc.metric(t, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
@@ -591,4 +594,41 @@ func TestTopicIsReadableByKafkasConsoleConsumer(t *testing.T) {
 		t.Fatalf("console consumer read %d distinct matches, want %d", len(seen), n)
 	}
 	t.Logf("Kafka's console consumer read all %d records with the exact key and value", n)
+}
+
+func TestSpoolDirectoryProblemsStopStartUp(t *testing.T) {
+	f := newFeed(t, nil)
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("not a directory", func(t *testing.T) {
+		svc := startService(t, map[string]string{"OPENDOTA_STREAM_URL": f.url, "KAFKA_BOOTSTRAP_SERVERS": freeAddr(t), "SPOOL_DIR": notADir})
+		select {
+		case <-svc.done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the service started with a spool directory that is a file")
+		}
+		if code := svc.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(svc.out.String(), "SPOOL_DIR") {
+			t.Fatalf("exit %d, output %s", code, svc.out.String())
+		}
+	})
+	t.Run("in use by another instance", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "spool")
+		env := map[string]string{"OPENDOTA_STREAM_URL": f.url, "KAFKA_BOOTSTRAP_SERVERS": freeAddr(t), "SPOOL_DIR": dir, "SHUTDOWN_TIMEOUT": "2s"}
+		first := startService(t, env)
+		first.waitFor(t, "the first instance up", 30*time.Second, func() bool { code, _ := first.get(t, "/api/v1/health"); return code == 200 })
+		second := startService(t, env)
+		select {
+		case <-second.done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("a second instance started on the same spool directory")
+		}
+		if !strings.Contains(second.out.String(), "in use by another process") {
+			t.Fatalf("second instance output: %s", second.out.String())
+		}
+		if code, _ := first.stop(t, 30*time.Second); code != 0 {
+			t.Fatalf("first instance exit %d", code)
+		}
+	})
 }

@@ -245,3 +245,45 @@ func TestSASLSettingsLoadAndThePasswordIsMasked(t *testing.T) {
 		t.Fatalf("printed config does not mask the password: %s", printed)
 	}
 }
+
+func TestRelaySettings(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"ENV_FILE": writeFile(t, ""), "SPOOL_MODE": "Disk", "SPOOL_WHEN_FULL": "drop_newest", "BUFFER_MAX_RECORDS": "500",
+		"SPOOL_DIR": "/var/tmp/x", "SPOOL_MAX_BYTES": "512MiB", "SPOOL_FSYNC": "always", "DEDUP_WINDOW": "10m",
+		"KAFKA_MAX_BUFFERED_RECORDS": "2000",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Relay.Mode != "disk" || c.Relay.WhenFull != "drop_newest" || c.Relay.MaxRecords != 500 || c.Relay.MaxInFlight != 2000 {
+		t.Fatalf("relay = %+v", c.Relay)
+	}
+	if c.Spool.Dir != "/var/tmp/x" || c.Spool.MaxBytes != 512<<20 || !c.Spool.Sync.Always {
+		t.Fatalf("spool = %+v", c.Spool)
+	}
+	if c.Dedup.Age != 10*time.Minute {
+		t.Fatalf("dedup = %+v", c.Dedup)
+	}
+	for in, want := range map[string]int64{"1048576": 1 << 20, "64KiB": 64 << 10, "2 GiB": 2 << 30, "3mb": 3 << 20} {
+		c, err := Load(env(map[string]string{"ENV_FILE": writeFile(t, ""), "SPOOL_MAX_BYTES": in}))
+		if err != nil || c.Spool.MaxBytes != want {
+			t.Errorf("SPOOL_MAX_BYTES=%s: %d, %v; want %d", in, c.Spool.MaxBytes, err, want)
+		}
+	}
+	for in, want := range map[string]time.Duration{"1s": time.Second, "100ms": 100 * time.Millisecond, "never": 0} {
+		c, err := Load(env(map[string]string{"ENV_FILE": writeFile(t, ""), "SPOOL_FSYNC": in}))
+		if err != nil || c.Spool.Sync.Interval != want || c.Spool.Sync.Always {
+			t.Errorf("SPOOL_FSYNC=%s: %+v, %v", in, c.Spool.Sync, err)
+		}
+	}
+	for _, bad := range []struct{ name, value string }{
+		{"SPOOL_MODE", "tape"}, {"SPOOL_WHEN_FULL", "drop_oldest"}, {"SPOOL_MAX_BYTES", "lots"}, {"SPOOL_MAX_BYTES", "-1"},
+		{"SPOOL_FSYNC", "sometimes"}, {"DEDUP_WINDOW", "-3"}, {"BUFFER_MAX_RECORDS", "0"},
+	} {
+		_, err := Load(env(map[string]string{"ENV_FILE": writeFile(t, ""), bad.name: bad.value}))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != bad.name {
+			t.Errorf("%s=%s: err = %v, want a *Error naming it", bad.name, bad.value, err)
+		}
+	}
+}
