@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/dota-data/ingestion-service/internal/config"
@@ -64,6 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return err
 		}
+		limitMemory(cfg, getenv)
 		return serve(ctx, cfg, stdout, nil)
 	case "dev":
 		return dev(ctx, args, getenv, stdout)
@@ -77,6 +79,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	return &usageError{fmt.Sprintf("unknown command %q\n%s", cmd, usage)}
+}
+
+// limitMemory gives the Go runtime a soft memory limit sized from the
+// configuration, unless GOMEMLIMIT sets one.
+func limitMemory(cfg config.Config, getenv func(string) string) {
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.MemoryLimit())
+	}
 }
 
 const usage = `usage: ingestion-service [command]

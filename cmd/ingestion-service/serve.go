@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,7 +32,7 @@ import (
 // nil, receives the HTTP address once the server listens.
 func serve(ctx context.Context, cfg config.Config, stdout io.Writer, ready chan<- string) error {
 	log := logging.New(stdout, cfg.Log.Format, cfg.Log.Level, cfg.ServiceName)
-	log.Info("Starting ingestion service", "version", version, "config", cfg)
+	log.Info("Starting ingestion service", "version", version, "config", cfg, "memory_limit_bytes", debug.SetMemoryLimit(-1))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(

@@ -72,6 +72,25 @@ type API struct {
 	Port int
 }
 
+// MemoryLimit is the soft memory limit the service gives the Go runtime
+// when GOMEMLIMIT is not set: a base for the runtime, the Kafka client and
+// the HTTP server, plus what the configured buffers may hold. It keeps
+// peak memory near the live data instead of letting the heap double
+// between collections, which is what bounds the service's RSS.
+func (c Config) MemoryLimit() int64 {
+	const (
+		base         = 20 << 20
+		perBuffered  = 16  // a match in the memory buffer
+		perInFlight  = 512 // a record in the Kafka client, with its bookkeeping
+		perDedupSeen = 48  // an ID in the de-duplication window
+	)
+	dedupIDs := int64(c.Dedup.Count)
+	if c.Dedup.Age > 0 {
+		dedupIDs = 100_000 // an age window grows with the stream's rate; assume a busy one
+	}
+	return base + perBuffered*int64(c.Relay.MaxRecords) + perInFlight*int64(c.Kafka.MaxBufferedRecords) + perDedupSeen*dedupIDs
+}
+
 // Addr returns host:port for net.Listen.
 func (a API) Addr() string { return net.JoinHostPort(a.Host, strconv.Itoa(a.Port)) }
 

@@ -108,6 +108,8 @@ type Stats struct {
 	// SpoolRecords and SpoolBytes describe the spool's unacknowledged backlog.
 	SpoolRecords int64
 	SpoolBytes   int64
+	// SpoolCorruptBytes counts damaged bytes the spool skipped since Open.
+	SpoolCorruptBytes int64
 	// Oldest is when the oldest unacknowledged match arrived; zero if none.
 	Oldest time.Time
 	// Accepted counts matches Publish accepted; Dropped those it dropped.
@@ -124,7 +126,7 @@ func (r *Relay) Stats() Stats {
 	st.InFlight = r.inFlightCount.Load()
 	if r.spool != nil {
 		ss := r.spool.Stats()
-		st.SpoolRecords, st.SpoolBytes = ss.Uncommitted, ss.Bytes
+		st.SpoolRecords, st.SpoolBytes, st.SpoolCorruptBytes = ss.Uncommitted, ss.Bytes, ss.CorruptBytes
 	}
 	if ns := r.oldestNS.Load(); ns != 0 {
 		st.Oldest = time.Unix(0, ns)

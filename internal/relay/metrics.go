@@ -47,6 +47,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		gauge("ingestion_inflight_records", "Matches handed to the Kafka client and not yet acknowledged.", func(s Stats) float64 { return float64(s.InFlight) }),
 		gauge("ingestion_spool_records", "Matches in the disk spool not yet acknowledged by Kafka.", func(s Stats) float64 { return float64(s.SpoolRecords) }),
 		gauge("ingestion_spool_bytes", "Bytes of the disk spool's files.", func(s Stats) float64 { return float64(s.SpoolBytes) }),
+		gauge("ingestion_spool_corrupt_bytes", "Bytes of damaged spool records skipped since start (a torn tail after a crash, say).", func(s Stats) float64 { return float64(s.SpoolCorruptBytes) }),
 		gauge("ingestion_oldest_unacked_seconds", "Age of the oldest match not yet acknowledged by Kafka; 0 if none.", func(s Stats) float64 {
 			if s.Oldest.IsZero() {
 				return 0
