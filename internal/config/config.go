@@ -507,20 +507,10 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("buffer_max_records", c.Relay.MaxRecords),
 		slog.String("spool_dir", c.Spool.Dir),
 		slog.Int64("spool_max_bytes", c.Spool.MaxBytes),
-		slog.String("spool_fsync", syncString(c.Spool.Sync)),
+		slog.String("spool_fsync", c.Spool.Sync.String()),
 		slog.String("dedup_window", c.Dedup.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 	)
-}
-
-func syncString(p spool.SyncPolicy) string {
-	switch {
-	case p.Always:
-		return "always"
-	case p.Interval > 0:
-		return p.Interval.String()
-	}
-	return "never"
 }
 
 // mask hides a secret, saying only whether it is set.

@@ -226,22 +226,17 @@ type Flusher interface {
 // flushing reports whether input has ended and everything held has been
 // handed to the producer, which still has some in flight.
 func (r *Relay) flushing() bool {
-	if r.inFlight() == 0 || len(r.retries) > 0 {
-		return false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.inputEnd || r.ring.n > 0 {
-		return false
-	}
-	return r.spool == nil || r.spool.Stats().Unread == 0
+	return r.inFlight() > 0 && len(r.retries) == 0 && r.inputDone()
 }
 
 // drained reports whether input has ended and nothing is held or in flight.
 func (r *Relay) drained() bool {
-	if r.inFlight() > 0 {
-		return false
-	}
+	return r.inFlight() == 0 && r.inputDone()
+}
+
+// inputDone reports whether input has ended and nothing waits in memory or
+// in the spool to be handed to the producer.
+func (r *Relay) inputDone() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.inputEnd || r.ring.n > 0 {

@@ -36,6 +36,18 @@ type SyncPolicy struct {
 }
 
 // syncs reports whether the policy ever calls fsync.
+// String names the policy as the service's SPOOL_FSYNC setting does:
+// "always", an interval such as "1s", or "never".
+func (p SyncPolicy) String() string {
+	switch {
+	case p.Always:
+		return "always"
+	case p.Interval > 0:
+		return p.Interval.String()
+	}
+	return "never"
+}
+
 func (p SyncPolicy) syncs() bool { return p.Always || p.Interval > 0 }
 
 // Options configures Open. Only Dir is required.

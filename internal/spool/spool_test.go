@@ -290,7 +290,7 @@ func TestErrors(t *testing.T) {
 // as the service does; run it with -race.
 func TestConcurrent(t *testing.T) {
 	for _, policy := range []SyncPolicy{{}, {Interval: time.Millisecond}} {
-		t.Run(syncName(policy), func(t *testing.T) {
+		t.Run(policy.String(), func(t *testing.T) {
 			const n = 20000
 			s := openSpool(t, Options{Dir: t.TempDir(), SegmentBytes: 100 * recordBytes, MaxBytes: 1000 * recordBytes, Sync: policy})
 			var wg sync.WaitGroup
@@ -344,16 +344,6 @@ func TestConcurrent(t *testing.T) {
 			}
 		})
 	}
-}
-
-func syncName(p SyncPolicy) string {
-	switch {
-	case p.Always:
-		return "always"
-	case p.Interval > 0:
-		return p.Interval.String()
-	}
-	return "never"
 }
 
 func TestOpenLocksTheDirectory(t *testing.T) {
