@@ -86,7 +86,7 @@ Press Ctrl-C to stop.
 `, cfg.Kafka.Brokers[0], cfg.Kafka.Topic, *partitions, cfg.Stream.URL, *rate, *badEvery, cfg.API.Addr())
 
 	limitMemory(cfg, getenv)
-	err = serve(ctx, cfg, stdout, nil)
+	err = serve(ctx, cfg, stdout)
 	sent, bad := sim.Sent()
 	fmt.Fprintf(stdout, "dev mode: the simulated stream sent %d frames (%d malformed)\n", sent, bad)
 	if errors.Is(err, context.Canceled) {

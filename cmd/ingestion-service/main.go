@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		limitMemory(cfg, getenv)
-		return serve(ctx, cfg, stdout, nil)
+		return serve(ctx, cfg, stdout)
 	case "dev":
 		return dev(ctx, args, getenv, stdout)
 	case "healthcheck":

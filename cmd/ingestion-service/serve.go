@@ -27,10 +27,10 @@ import (
 )
 
 // serve wires the service and runs it until ctx ends, then shuts down in
-// order: stop reading the stream (closing it cleanly), flush every record
-// to Kafka within ShutdownTimeout, stop the HTTP server. ready, when not
-// nil, receives the HTTP address once the server listens.
-func serve(ctx context.Context, cfg config.Config, stdout io.Writer, ready chan<- string) error {
+// order: stop reading the stream (closing it cleanly), deliver everything
+// held to Kafka within ShutdownTimeout, keep in the spool what Kafka did not
+// take, stop the HTTP server.
+func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	log := logging.New(stdout, cfg.Log.Format, cfg.Log.Level, cfg.ServiceName)
 	log.Info("Starting ingestion service", "version", version, "config", cfg, "memory_limit_bytes", debug.SetMemoryLimit(-1))
 
@@ -80,9 +80,6 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, ready chan<
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("HTTP API listening", "addr", ln.Addr().String())
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
 
 	// runCtx ends on a signal or on a fatal error of the HTTP server.
 	runCtx, stopRun := context.WithCancel(ctx)
