@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// firstID is the first match ID a load generator sends; IDs then increase
+// by one. It is in the range of real Dota 2 match IDs.
+const firstID int64 = 8_000_000_000
+
+// connectTimeout bounds how long the service may take to connect to the
+// load generator.
+const connectTimeout = 30 * time.Second
+
+// stopTimeout bounds the service's exit after SIGTERM (SHUTDOWN_TIMEOUT is
+// 30 s).
+const stopTimeout = 45 * time.Second
+
+// scenarioResult is what one run of the service against one load measured.
+type scenarioResult struct {
+	n          int
+	throughput float64       // matches per second, first send to last consume
+	p50        time.Duration // send-to-consume latency percentiles
+	p99        time.Duration
+	max        time.Duration
+	peakRSS    int64   // bytes
+	cpuSeconds float64 // user + system, over the process's life
+	duplicates int
+}
+
+// bench holds what every scenario shares.
+type bench struct {
+	bin     string
+	dir     string // temporary directory of this benchmark
+	envFile string // an empty settings file
+	broker  *broker
+	mode    string
+	timeout time.Duration
+	seq     int
+}
+
+// runScenario runs the service once against a fresh topic and a load
+// generator sending n frames at rate per second (0: full speed), and
+// measures it.
+func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (scenarioResult, error) {
+	b.seq++
+	res := scenarioResult{n: n}
+	topic, err := b.broker.newTopic(ctx, label)
+	if err != nil {
+		return res, err
+	}
+	base := time.Now()
+	g, err := newLoadGen(firstID, n, rate, base)
+	if err != nil {
+		return res, err
+	}
+	defer g.Close()
+	port, err := freePort()
+	if err != nil {
+		return res, err
+	}
+	spool := filepath.Join(b.dir, "spool-"+strconv.Itoa(b.seq))
+	if err := os.Mkdir(spool, 0o755); err != nil {
+		return res, fmt.Errorf("spool dir: %w", err)
+	}
+
+	// The consumer starts first, so that it is polling when records land.
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	type consumed struct {
+		d   *delivery
+		err error
+	}
+	results := make(chan consumed, 1)
+	go func() {
+		d, err := consume(cctx, b.broker.addrs, topic, firstID, n, base)
+		results <- consumed{d, err}
+	}()
+
+	svc, err := startService(b.bin, []string{
+		"KAFKA_BOOTSTRAP_SERVERS=" + strings.Join(b.broker.addrs, ","),
+		"KAFKA_PUBLISH_TOPIC=" + topic,
+		"OPENDOTA_STREAM_URL=" + g.url,
+		"API_HOST=127.0.0.1",
+		"API_PORT=" + strconv.Itoa(port),
+		"ENV_FILE=" + b.envFile,
+		"SPOOL_DIR=" + spool,
+		"SPOOL_MODE=" + b.mode,
+		"LOG_LEVEL=WARNING",
+	})
+	if err != nil {
+		cancel(err)
+		<-results
+		return res, err
+	}
+	defer svc.kill()
+
+	// The watcher ends consumption early when the service dies, never
+	// connects, or the last IDs are late by more than b.timeout.
+	stopWatch := make(chan struct{})
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		connect := time.NewTimer(connectTimeout)
+		defer connect.Stop()
+		var late <-chan time.Time
+		connected, sent := g.connected, g.done
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-svc.exited:
+				cancel(fmt.Errorf("service exited early (%v); output:\n%s", svc.waitErr, svc.out))
+				return
+			case <-connected:
+				connected = nil
+				connect.Stop()
+			case <-connect.C:
+				cancel(fmt.Errorf("service did not connect to the stream within %v", connectTimeout))
+				return
+			case <-sent:
+				sent = nil
+				t := time.NewTimer(b.timeout)
+				defer t.Stop()
+				late = t.C
+			case <-late:
+				cancel(fmt.Errorf("timed out %v after the last frame was sent", b.timeout))
+				return
+			}
+		}
+	}()
+	r := <-results
+	close(stopWatch)
+	<-watchDone
+	if r.err != nil {
+		return res, fmt.Errorf("%s: %w", label, r.err)
+	}
+	<-g.done
+	if g.sendErr != nil {
+		return res, fmt.Errorf("%s: load generator: %w", label, g.sendErr)
+	}
+	u, err := svc.usage()
+	if err != nil {
+		return res, fmt.Errorf("%s: service usage: %w", label, err)
+	}
+	if err := svc.stop(stopTimeout); err != nil {
+		return res, fmt.Errorf("%s: %w", label, err)
+	}
+
+	d := r.d
+	res.throughput = float64(n) / time.Duration(d.last-g.sent[0]).Seconds()
+	res.peakRSS = u.peakRSS
+	res.cpuSeconds = u.cpuSeconds
+	res.duplicates = d.duplicates
+	lat := make([]int64, n)
+	for i := range lat {
+		lat[i] = d.recv[i] - g.sent[i]
+	}
+	slices.Sort(lat)
+	res.p50 = time.Duration(percentile(lat, 0.50))
+	res.p99 = time.Duration(percentile(lat, 0.99))
+	res.max = time.Duration(lat[n-1])
+	return res, nil
+}
+
+// percentile returns the nearest-rank p-th percentile of sorted values.
+func percentile(sorted []int64, p float64) int64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(sorted))+0.999999) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
