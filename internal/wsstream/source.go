@@ -233,7 +233,7 @@ func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) 
 		}
 	}()
 
-	err = s.readLoop(connCtx, conn, context.WithoutCancel(ctx), h)
+	err = s.readLoop(conn, context.WithoutCancel(ctx), h)
 	cancelConn()
 	<-pingerDone
 	<-closerDone
@@ -244,9 +244,13 @@ func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) 
 	return time.Since(start), err
 }
 
-func (s *Source) readLoop(connCtx context.Context, conn *websocket.Conn, hctx context.Context, h Handler) error {
+// readLoop reads frames until the connection fails or is closed. It reads
+// with a context that is never cancelled, which spares the library a timer
+// per frame: the connection is ended by closing it (the pinger, the closer
+// on shutdown), never by a context.
+func (s *Source) readLoop(conn *websocket.Conn, hctx context.Context, h Handler) error {
 	for {
-		_, r, err := conn.Reader(connCtx)
+		_, r, err := conn.Reader(context.Background())
 		if err != nil {
 			return err
 		}
