@@ -10,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // loadGen is a WebSocket server on loopback that sends n frames
@@ -84,6 +82,11 @@ func (g *loadGen) Close() {
 }
 
 // ServeHTTP accepts the first client and streams the frames to it.
+//
+// The generator speaks the WebSocket protocol itself, on the hijacked
+// connection, so that it can put many frames in one write: a library that
+// flushes every message makes the generator, not the service, the limit of
+// a full-speed run on a small machine.
 func (g *loadGen) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	if g.closed {
@@ -99,19 +102,25 @@ func (g *loadGen) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the load generator serves one client", http.StatusConflict)
 		return
 	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	conn, err := acceptWebSocket(w, r)
 	if err != nil {
 		g.finish(fmt.Errorf("accept: %w", err))
 		return
 	}
-	defer c.CloseNow()
+	defer conn.close()
 	close(g.connected)
 	// Read in the background: answers pings and notices the client's close.
-	readCtx := c.CloseRead(g.ctx)
-	g.finish(g.stream(readCtx, c))
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		conn.readControl()
+	}()
+	stop := context.AfterFunc(g.ctx, conn.close)
+	defer stop()
+	g.finish(g.stream(g.ctx, conn))
 	// Keep the connection open until the client closes it (the service
 	// does so on SIGTERM) or the generator is closed.
-	<-readCtx.Done()
+	<-readDone
 }
 
 // finish records how sending ended.
@@ -120,31 +129,43 @@ func (g *loadGen) finish(err error) {
 	close(g.done)
 }
 
-// stream sends the n frames, reusing one buffer for all of them.
-func (g *loadGen) stream(ctx context.Context, c *websocket.Conn) error {
-	buf := make([]byte, 0, 40)
-	send := func(i int) error {
-		buf = append(buf[:0], `{"match_id":`...)
+// flushAt is how much the generator batches before writing at full speed.
+const flushAt = 32 << 10
+
+// stream sends the n frames, batching them into few writes.
+func (g *loadGen) stream(ctx context.Context, c *wsConn) error {
+	buf := make([]byte, 0, flushAt+64)
+	add := func(i int) {
+		mark := len(buf)
+		buf = append(buf, 0x81, 0) // FIN, text; length patched below (always < 126)
+		buf = append(buf, `{"match_id":`...)
 		buf = strconv.AppendInt(buf, g.firstID+int64(i), 10)
 		buf = append(buf, '}')
+		buf[mark+1] = byte(len(buf) - mark - 2)
 		g.sent[i] = int64(time.Since(g.base))
-		// A context that never ends makes the library skip its per-write
-		// timer, so a frame costs no allocation; closing the generator
-		// closes the connection, which ends a blocked write.
-		if err := c.Write(context.Background(), websocket.MessageText, buf); err != nil {
-			return fmt.Errorf("send frame %d of %d: %w", i+1, g.n, err)
+	}
+	flush := func(i int) error {
+		if len(buf) == 0 {
+			return nil
 		}
+		if err := c.write(buf); err != nil {
+			return fmt.Errorf("send frames up to %d of %d: %w", i, g.n, err)
+		}
+		buf = buf[:0]
 		return nil
 	}
 	if g.rate <= 0 {
 		for i := range g.n {
-			if err := send(i); err != nil {
-				return err
+			add(i)
+			if len(buf) >= flushAt {
+				if err := flush(i + 1); err != nil {
+					return err
+				}
 			}
 		}
-		return nil
+		return flush(g.n)
 	}
-	// Fixed rate: each tick sends the frames due by then.
+	// Fixed rate: each tick sends the frames due by then, in one write.
 	tick := 10 * time.Millisecond
 	if g.rate >= 1000 {
 		tick = time.Millisecond
@@ -160,9 +181,15 @@ func (g *loadGen) stream(ctx context.Context, c *websocket.Conn) error {
 		}
 		due := min(int(int64(time.Since(start))*int64(g.rate)/int64(time.Second)), g.n)
 		for ; i < due; i++ {
-			if err := send(i); err != nil {
-				return err
+			add(i)
+			if len(buf) >= flushAt {
+				if err := flush(i + 1); err != nil {
+					return err
+				}
 			}
+		}
+		if err := flush(i); err != nil {
+			return err
 		}
 	}
 	return nil
