@@ -17,6 +17,7 @@ type Window struct {
 	maxCount int
 	maxAge   time.Duration
 	seen     map[int64]struct{}
+	now      func() time.Time
 	// ring holds IDs in arrival order, with their arrival times.
 	ids   []int64
 	times []int64
@@ -76,19 +77,23 @@ func New(l Limit) *Window {
 		maxCount: capacity,
 		maxAge:   l.Age,
 		seen:     make(map[int64]struct{}, initial),
+		now:      time.Now,
 		ids:      make([]int64, initial),
 		times:    make([]int64, initial),
 	}
 }
 
-// Seen reports whether id is in the window, and adds it if not. now is the
-// arrival time, used by age windows.
-func (w *Window) Seen(id int64, now time.Time) bool {
+// Seen reports whether id is in the window, and adds it if not. Only an
+// age window reads the clock.
+func (w *Window) Seen(id int64) bool {
 	if w == nil {
 		return false
 	}
-	ns := now.UnixNano()
-	w.expire(ns)
+	var ns int64
+	if w.maxAge > 0 {
+		ns = w.now().UnixNano()
+		w.expire(ns)
+	}
 	if _, ok := w.seen[id]; ok {
 		return true
 	}

@@ -7,7 +7,6 @@ import (
 
 func TestCountWindow(t *testing.T) {
 	w := New(Limit{Count: 3})
-	now := time.Unix(0, 0)
 	steps := []struct {
 		id   int64
 		seen bool
@@ -18,7 +17,7 @@ func TestCountWindow(t *testing.T) {
 		{3, true}, {2, false},
 	}
 	for i, s := range steps {
-		if got := w.Seen(s.id, now); got != s.seen {
+		if got := w.Seen(s.id); got != s.seen {
 			t.Fatalf("step %d: Seen(%d) = %v, want %v", i, s.id, got, s.seen)
 		}
 	}
@@ -29,14 +28,17 @@ func TestCountWindow(t *testing.T) {
 
 func TestAgeWindow(t *testing.T) {
 	w := New(Limit{Age: time.Minute})
-	t0 := time.Unix(1000, 0)
-	if w.Seen(7, t0) {
+	clock := time.Unix(1000, 0)
+	w.now = func() time.Time { return clock }
+	if w.Seen(7) {
 		t.Fatal("new ID seen")
 	}
-	if !w.Seen(7, t0.Add(59*time.Second)) {
+	clock = clock.Add(59 * time.Second)
+	if !w.Seen(7) {
 		t.Fatal("ID forgotten within the age")
 	}
-	if w.Seen(7, t0.Add(61*time.Second)) {
+	clock = clock.Add(2 * time.Second)
+	if w.Seen(7) {
 		t.Fatal("ID remembered past the age")
 	}
 }
@@ -44,18 +46,17 @@ func TestAgeWindow(t *testing.T) {
 func TestWindowGrowsPastItsInitialSize(t *testing.T) {
 	const n = 20000
 	w := New(Limit{Count: n})
-	now := time.Unix(0, 0)
 	for i := int64(0); i < n; i++ {
-		if w.Seen(i, now) {
+		if w.Seen(i) {
 			t.Fatalf("fresh ID %d seen", i)
 		}
 	}
 	for i := int64(0); i < n; i++ {
-		if !w.Seen(i, now) {
+		if !w.Seen(i) {
 			t.Fatalf("ID %d forgotten within the window", i)
 		}
 	}
-	if w.Seen(n, now) || w.Seen(0, now) {
+	if w.Seen(n) || w.Seen(0) {
 		t.Fatal("eviction order wrong: the oldest ID should be gone after one more")
 	}
 }
@@ -65,7 +66,7 @@ func TestNilWindowSeesNothing(t *testing.T) {
 	if w != nil {
 		t.Fatal("a zero limit should give no window")
 	}
-	if w.Seen(1, time.Now()) || w.Seen(1, time.Now()) || w.Len() != 0 {
+	if w.Seen(1) || w.Seen(1) || w.Len() != 0 {
 		t.Fatal("a nil window reported a duplicate")
 	}
 }
@@ -86,11 +87,10 @@ func TestParseLimit(t *testing.T) {
 
 func BenchmarkSeen(b *testing.B) {
 	w := New(Limit{Count: 50000})
-	now := time.Now()
 	b.ReportAllocs()
 	var id int64
 	for b.Loop() {
 		id++
-		w.Seen(id, now)
+		w.Seen(id)
 	}
 }

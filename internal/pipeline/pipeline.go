@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -124,7 +123,7 @@ func (p *Pipeline) Frame(ctx context.Context, frame []byte) {
 		p.reject(ctx, reason, int64(len(frame)), frame)
 		return
 	}
-	if p.opts.Dedup.Seen(m.ID, time.Now()) {
+	if p.opts.Dedup.Seen(m.ID) {
 		p.nDuplicates.Add(1)
 		p.duplicates.Inc()
 		if p.log.Enabled(ctx, slog.LevelDebug) {

@@ -156,6 +156,7 @@ type Relay struct {
 	lastCommit    time.Time
 	oldestNS      atomic.Int64
 
+	clock             atomic.Int64 // coarse time, unix nanoseconds; see tickClock
 	inFlightCount     atomic.Int64
 	state             *health.State
 	accepted, dropped atomic.Int64
@@ -254,7 +255,12 @@ func firstByte(p []byte) int {
 // (Block), or returns ErrDropped (DropNewest); it returns ErrClosed after
 // Abort or Close.
 func (r *Relay) Publish(ctx context.Context, m match.Match) error {
-	now := time.Now()
+	// The arrival time is the relay's coarse clock (at most 256 matches or
+	// CommitInterval old), or the time now before Run has started.
+	now := time.Unix(0, r.clock.Load())
+	if now.UnixNano() == 0 {
+		now = time.Now()
+	}
 	for {
 		r.mu.Lock()
 		if r.closed {
