@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dota-data/ingestion-service/internal/kafkatest"
+	"github.com/dota-data/ingestion-service/internal/relay"
 	"github.com/dota-data/ingestion-service/internal/spool"
 )
 
@@ -186,14 +187,11 @@ func readSpool(t *testing.T, dir string) []int64 {
 		if !ok {
 			return ids
 		}
-		if len(p) != 9 || p[0] != 1 {
-			t.Fatalf("spooled record %x is not a match", p)
+		m, err := relay.Decode(p)
+		if err != nil {
+			t.Fatalf("spooled record %x: %v", p, err)
 		}
-		var id int64
-		for i := 8; i >= 1; i-- {
-			id = id<<8 | int64(p[i])
-		}
-		ids = append(ids, id)
+		ids = append(ids, m.ID)
 	}
 }
 

@@ -111,7 +111,6 @@ func OtherCAFile(t testing.TB) string {
 type pki struct {
 	file string
 	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
 }
 
 // MTLS is an in-process cluster that requires a client certificate.
@@ -168,10 +167,6 @@ func writePEM(t testing.TB, file, kind string, der []byte) {
 // and a client certificate, both signed by the CA.
 func makePKI(t testing.TB) (pki, tls.Certificate, tls.Certificate) {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
@@ -182,19 +177,13 @@ func makePKI(t testing.TB) (pki, tls.Certificate, tls.Certificate) {
 		KeyUsage:              x509.KeyUsageCertSign,
 		BasicConstraintsValid: true,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca := issue(t, caTmpl, nil, nil)
+	caCert, err := x509.ParseCertificate(ca.Certificate[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvTmpl := &x509.Certificate{
+	caKey := ca.PrivateKey.(*ecdsa.PrivateKey)
+	srv := issue(t, &x509.Certificate{
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: "localhost"},
 		NotBefore:    now.Add(-time.Hour),
@@ -203,30 +192,34 @@ func makePKI(t testing.TB) (pki, tls.Certificate, tls.Certificate) {
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	writePEM(t, caFile, "CERTIFICATE", caDER)
-	clientKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clientTmpl := &x509.Certificate{
+	}, caCert, caKey)
+	client := issue(t, &x509.Certificate{
 		SerialNumber: big.NewInt(3),
 		Subject:      pkix.Name{CommonName: "ingestion-service"},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	clientDER, err := x509.CreateCertificate(rand.Reader, clientTmpl, caCert, &clientKey.PublicKey, caKey)
+	}, caCert, caKey)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	writePEM(t, caFile, "CERTIFICATE", ca.Certificate[0])
+	return pki{file: caFile, cert: caCert}, srv, client
+}
+
+// issue makes a key and a certificate from tmpl, signed by parent with
+// parentKey, or self-signed when parent is nil.
+func issue(t testing.TB, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pki{file: caFile, cert: caCert, key: caKey},
-		tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey},
-		tls.Certificate{Certificate: [][]byte{clientDER}, PrivateKey: clientKey}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

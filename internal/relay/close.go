@@ -112,8 +112,8 @@ type Stats struct {
 	SpoolCorruptBytes int64
 	// Oldest is when the oldest unacknowledged match arrived; zero if none.
 	Oldest time.Time
-	// Accepted counts matches Publish accepted; Dropped those it dropped.
-	Accepted, Dropped int64
+	// Dropped counts matches Publish dropped.
+	Dropped int64
 	// Full is true while Publish finds no room.
 	Full bool
 }
@@ -131,6 +131,6 @@ func (r *Relay) Stats() Stats {
 	if ns := r.oldestNS.Load(); ns != 0 {
 		st.Oldest = time.Unix(0, ns)
 	}
-	st.Accepted, st.Dropped = r.accepted.Load(), r.dropped.Load()
+	st.Dropped = r.dropped.Load()
 	return st
 }

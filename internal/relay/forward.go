@@ -103,7 +103,7 @@ func (r *Relay) take() (item, bool) {
 			}
 			return item{}, false
 		}
-		m, err := decode(p)
+		m, err := Decode(p)
 		if err != nil {
 			// Checksummed but not ours: skip it, and let the frontier pass it.
 			r.log.Error("Skipping an unreadable spooled record", "error", err)

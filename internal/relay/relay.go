@@ -156,10 +156,10 @@ type Relay struct {
 	lastCommit    time.Time
 	oldestNS      atomic.Int64
 
-	clock             atomic.Int64 // coarse time, unix nanoseconds; see tickClock
-	inFlightCount     atomic.Int64
-	state             *health.State
-	accepted, dropped atomic.Int64
+	clock         atomic.Int64 // coarse time, unix nanoseconds; see tickClock
+	inFlightCount atomic.Int64
+	state         *health.State
+	dropped       atomic.Int64
 }
 
 type slotState = uint32
@@ -236,7 +236,9 @@ func encode(dst *[payloadSize]byte, m match.Match) []byte {
 	return dst[:]
 }
 
-func decode(p []byte) (match.Match, error) {
+// Decode reads a match from a spooled record's payload, as the relay wrote
+// it: a version byte (1) and the ID, little endian.
+func Decode(p []byte) (match.Match, error) {
 	if len(p) != payloadSize || p[0] != 1 {
 		return match.Match{}, fmt.Errorf("spooled record of %d bytes, version %d: not a match", len(p), firstByte(p))
 	}
@@ -274,7 +276,6 @@ func (r *Relay) Publish(ctx context.Context, m match.Match) error {
 				r.state.Set(true, "accepting")
 			}
 			r.mu.Unlock()
-			r.accepted.Add(1)
 			r.signal(r.work)
 			return nil
 		}

@@ -251,7 +251,7 @@ func TestDiskModeWritesAheadOfProducing(t *testing.T) {
 		if !ok {
 			break
 		}
-		m, err := decode(payload)
+		m, err := Decode(payload)
 		if err != nil {
 			t.Fatal(err)
 		}
