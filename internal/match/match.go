@@ -17,6 +17,14 @@ import (
 type Match struct {
 	// ID is the match ID, in 1..2^63-1.
 	ID int64
+	// SeqNum is the match's position in Steam's match sequence
+	// (match_seq_num), or 0 when the source does not know it. Sources
+	// that have it make the service resumable from it; it travels in a
+	// record header, never in the value.
+	SeqNum int64
+	// StartTime is the match's start, in Unix seconds, or 0 when the
+	// source does not know it. It travels in a record header.
+	StartTime int64
 }
 
 // New returns the Match with the given ID, or a *RejectError with reason
