@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -103,6 +104,38 @@ type recordContext struct {
 	r *record
 }
 
+// Record headers carry what a source knows of a match beyond its ID, as
+// decimal ASCII, so that the value stays exactly {"match_id":N} for
+// existing consumers. A header is present only when the source knows it.
+const (
+	// HeaderSeqNum is the match's Steam sequence number (match_seq_num).
+	HeaderSeqNum = "match_seq_num"
+	// HeaderStartTime is the match's start, in Unix seconds.
+	HeaderStartTime = "start_time"
+)
+
+// headers returns the headers of m, in one allocation.
+func headers(m match.Match) []kgo.RecordHeader {
+	var h struct {
+		hs  [2]kgo.RecordHeader
+		buf [40]byte
+	}
+	hp := &h
+	out := hp.hs[:0]
+	b := hp.buf[:0]
+	if m.SeqNum != 0 {
+		n := len(b)
+		b = strconv.AppendInt(b, m.SeqNum, 10)
+		out = append(out, kgo.RecordHeader{Key: HeaderSeqNum, Value: b[n:len(b):len(b)]})
+	}
+	if m.StartTime != 0 {
+		n := len(b)
+		b = strconv.AppendInt(b, m.StartTime, 10)
+		out = append(out, kgo.RecordHeader{Key: HeaderStartTime, Value: b[n:len(b):len(b)]})
+	}
+	return out
+}
+
 // Publish produces m with no delivery callback; see Produce.
 func (s *Sink) Publish(ctx context.Context, m match.Match) error {
 	return s.Produce(ctx, m, 0, nil)
@@ -128,6 +161,9 @@ func (s *Sink) Produce(ctx context.Context, m match.Match, token uint64, done De
 	k := len(b)
 	b = m.AppendValue(b)
 	r.Key, r.Value = b[:k:k], b[k:]
+	if m.SeqNum != 0 || m.StartTime != 0 {
+		r.Headers = headers(m)
+	}
 	r.Timestamp = time.Now()
 	r.ctx = recordContext{Context: context.Background(), r: r}
 	r.Record.Context = &r.ctx

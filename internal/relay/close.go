@@ -30,15 +30,15 @@ func (r *Relay) Close() error {
 		if s.state.Load() == slotAcked || s.spooled {
 			continue
 		}
-		if r.keep(s.m.ID, s.at, now, &errs) {
+		if r.keep(s.m, s.at, now, &errs) {
 			kept++
 		} else {
 			lost++
 		}
 	}
 	for r.ring.n > 0 {
-		id, at := r.ring.pop()
-		if r.keep(id, at, now, &errs) {
+		m, at := r.ring.pop()
+		if r.keep(m, at, now, &errs) {
 			kept++
 		} else {
 			lost++
@@ -68,7 +68,7 @@ func (e errLost) Error() string {
 
 // keep writes a match to the spool, reporting false if there is none or it
 // refused.
-func (r *Relay) keep(id, at int64, now time.Time, errs *[]error) bool {
+func (r *Relay) keep(m match.Match, at int64, now time.Time, errs *[]error) bool {
 	if r.spool == nil {
 		return false
 	}
@@ -76,7 +76,7 @@ func (r *Relay) keep(id, at int64, now time.Time, errs *[]error) bool {
 	if at != 0 {
 		ts = time.Unix(0, at)
 	}
-	if _, err := r.spool.Append(encode(&r.putBuf, match.Match{ID: id}), ts); err != nil {
+	if _, err := r.spool.Append(encode(&r.putBuf, m), ts); err != nil {
 		*errs = append(*errs, err)
 		return false
 	}

@@ -81,11 +81,11 @@ func (r *Relay) take() (item, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ring.n > 0 {
-		id, at := r.ring.pop()
+		m, at := r.ring.pop()
 		if r.full {
 			r.signal(r.space)
 		}
-		return item{m: match.Match{ID: id}, at: at}, true
+		return item{m: m, at: at}, true
 	}
 	if r.spool == nil {
 		return item{}, false

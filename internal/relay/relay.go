@@ -134,7 +134,7 @@ type Relay struct {
 	full     bool // the last Publish found no room
 	closed   bool
 	inputEnd bool
-	putBuf   [payloadSize]byte
+	putBuf   [maxPayload]byte
 
 	space   chan struct{} // room freed
 	work    chan struct{} // something to forward, or an acknowledgement
@@ -227,22 +227,44 @@ func New(cfg Config, prod Producer, sp Spool, log *slog.Logger, m *Metrics) (*Re
 	return r, nil
 }
 
-// payloadSize is the size of a spooled match: a version byte and the ID.
-const payloadSize = 1 + 8
+// A spooled match is a version byte, then little-endian fields: version 1
+// holds the ID; version 2, written when the match has a sequence number
+// or a start time, adds those.
+const (
+	payloadV1  = 1 + 8
+	payloadV2  = 1 + 3*8
+	maxPayload = payloadV2
+)
 
-func encode(dst *[payloadSize]byte, m match.Match) []byte {
-	dst[0] = 1
+func encode(dst *[maxPayload]byte, m match.Match) []byte {
 	binary.LittleEndian.PutUint64(dst[1:], uint64(m.ID))
-	return dst[:]
+	if m.SeqNum == 0 && m.StartTime == 0 {
+		dst[0] = 1
+		return dst[:payloadV1]
+	}
+	dst[0] = 2
+	binary.LittleEndian.PutUint64(dst[9:], uint64(m.SeqNum))
+	binary.LittleEndian.PutUint64(dst[17:], uint64(m.StartTime))
+	return dst[:payloadV2]
 }
 
 // Decode reads a match from a spooled record's payload, as the relay wrote
-// it: a version byte (1) and the ID, little endian.
+// it: a version byte, then the ID (version 1), or the ID, the sequence
+// number and the start time (version 2), each 8 bytes little endian.
 func Decode(p []byte) (match.Match, error) {
-	if len(p) != payloadSize || p[0] != 1 {
-		return match.Match{}, fmt.Errorf("spooled record of %d bytes, version %d: not a match", len(p), firstByte(p))
+	switch {
+	case len(p) == payloadV1 && p[0] == 1:
+		return match.New(int64(binary.LittleEndian.Uint64(p[1:])))
+	case len(p) == payloadV2 && p[0] == 2:
+		m, err := match.New(int64(binary.LittleEndian.Uint64(p[1:])))
+		if err != nil {
+			return m, err
+		}
+		m.SeqNum = int64(binary.LittleEndian.Uint64(p[9:]))
+		m.StartTime = int64(binary.LittleEndian.Uint64(p[17:]))
+		return m, nil
 	}
-	return match.New(int64(binary.LittleEndian.Uint64(p[1:])))
+	return match.Match{}, fmt.Errorf("spooled record of %d bytes, version %d: not a match", len(p), firstByte(p))
 }
 
 func firstByte(p []byte) int {
@@ -331,7 +353,7 @@ func (r *Relay) putLocked(m match.Match, now time.Time) error {
 	case r.ring.full():
 		return errNoRoom
 	default:
-		r.ring.push(m.ID, now.UnixNano())
+		r.ring.push(m, now.UnixNano())
 		return nil
 	}
 }

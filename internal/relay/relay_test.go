@@ -22,6 +22,7 @@ import (
 type producer struct {
 	mu        sync.Mutex
 	got       []int64
+	matches   []match.Match // every delivered match, whole
 	pending   []pending
 	hold      bool
 	failOnce  map[int64]bool
@@ -57,6 +58,7 @@ func (p *producer) Produce(_ context.Context, m match.Match, token uint64, done 
 		return nil
 	}
 	p.got = append(p.got, m.ID)
+	p.matches = append(p.matches, m)
 	p.mu.Unlock()
 	done(token, nil)
 	select {
@@ -75,6 +77,7 @@ func (p *producer) setHold(hold bool) {
 		release, p.pending = p.pending, nil
 		for _, r := range release {
 			p.got = append(p.got, r.m.ID)
+			p.matches = append(p.matches, r.m)
 		}
 	}
 	p.mu.Unlock()
@@ -455,6 +458,65 @@ func copyFiles(t *testing.T, from, to string) {
 		}
 		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+func TestSequenceNumbersSurviveMemorySpoolAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	p := newProducer()
+	p.setHold(true)
+	sp := openSpool(t, dir, 0)
+	run := start(t, Config{Mode: Overflow, MaxRecords: 20, MaxInFlight: 10}, p, sp)
+	want := map[int64]match.Match{}
+	for id := int64(1); id <= 100; id++ {
+		m := match.Match{ID: id, SeqNum: 5000 + id, StartTime: 1_700_000_000 + id}
+		if id%10 == 0 {
+			m.SeqNum, m.StartTime = 0, 0 // a source may lack them for some
+		}
+		want[id] = m
+		if err := run.r.Publish(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 10 in flight, 20 in memory, 70 spooled.
+	waitStats(t, run.r, "ten in flight", func(s Stats) bool { return s.InFlight == 10 })
+	run.stop(t)
+	p.close()
+	if err := run.r.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	p2 := newProducer()
+	run2 := start(t, Config{Mode: Overflow}, p2, openSpool(t, dir, 0))
+	p2.waitFor(t, 100)
+	run2.stop(t)
+	p2.mu.Lock()
+	defer p2.mu.Unlock()
+	for _, m := range p2.matches {
+		if m != want[m.ID] {
+			t.Errorf("delivered %+v, want %+v", m, want[m.ID])
+		}
+	}
+}
+
+func TestDecode(t *testing.T) {
+	for _, m := range []match.Match{
+		{ID: 1},
+		{ID: 1<<63 - 1},
+		{ID: 42, SeqNum: 7},
+		{ID: 42, StartTime: 1_700_000_000},
+		{ID: 42, SeqNum: 6_000_000_000, StartTime: 1_700_000_000},
+	} {
+		var buf [maxPayload]byte
+		got, err := Decode(encode(&buf, m))
+		if err != nil || got != m {
+			t.Errorf("Decode(encode(%+v)) = %+v, %v", m, got, err)
+		}
+	}
+	for _, p := range [][]byte{nil, {1}, {3, 1, 0, 0, 0, 0, 0, 0, 0}, {1, 0, 0, 0, 0, 0, 0, 0, 0}, make([]byte, payloadV2)} {
+		if m, err := Decode(p); err == nil {
+			t.Errorf("Decode(%v) = %+v, want an error", p, m)
 		}
 	}
 }

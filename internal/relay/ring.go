@@ -1,11 +1,18 @@
 package relay
 
-// ring is a fixed-capacity FIFO of match IDs with their arrival times.
+import "github.com/dota-data/ingestion-service/internal/match"
+
+// ring is a fixed-capacity FIFO of matches with their arrival times. It
+// keeps IDs apart from the rest, and allocates room for sequence numbers
+// and start times only once a match carrying them arrives, so that a
+// source without them pays 16 bytes a match.
 type ring struct {
-	ids   []int64
-	times []int64
-	head  int
-	n     int
+	ids    []int64
+	times  []int64
+	seqs   []int64 // nil until a match has a SeqNum or StartTime
+	starts []int64
+	head   int
+	n      int
 }
 
 func newRing(capacity int) ring {
@@ -14,23 +21,32 @@ func newRing(capacity int) ring {
 
 func (q *ring) full() bool { return q.n == len(q.ids) }
 
-func (q *ring) push(id, at int64) {
+func (q *ring) push(m match.Match, at int64) {
 	i := q.head + q.n
 	if i >= len(q.ids) {
 		i -= len(q.ids)
 	}
-	q.ids[i], q.times[i] = id, at
+	q.ids[i], q.times[i] = m.ID, at
+	if q.seqs == nil && (m.SeqNum != 0 || m.StartTime != 0) {
+		q.seqs, q.starts = make([]int64, len(q.ids)), make([]int64, len(q.ids))
+	}
+	if q.seqs != nil {
+		q.seqs[i], q.starts[i] = m.SeqNum, m.StartTime
+	}
 	q.n++
 }
 
-func (q *ring) pop() (id, at int64) {
-	id, at = q.ids[q.head], q.times[q.head]
+func (q *ring) pop() (m match.Match, at int64) {
+	m.ID, at = q.ids[q.head], q.times[q.head]
+	if q.seqs != nil {
+		m.SeqNum, m.StartTime = q.seqs[q.head], q.starts[q.head]
+	}
 	q.head++
 	if q.head == len(q.ids) {
 		q.head = 0
 	}
 	q.n--
-	return id, at
+	return m, at
 }
 
 // oldest returns the arrival time of the head, or 0 when empty.
