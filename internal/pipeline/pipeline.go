@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -123,25 +124,54 @@ func (p *Pipeline) Frame(ctx context.Context, frame []byte) {
 		p.reject(ctx, reason, int64(len(frame)), frame)
 		return
 	}
+	_ = p.publish(ctx, m)
+}
+
+// Match publishes a match that a source found without a frame to parse
+// (a log line, an API page): it is de-duplicated, published and counted
+// like a frame's match. It returns the Publisher's error if the match was
+// not accepted (it is then counted as dropped and logged), and nil for an
+// accepted match or a skipped duplicate. A match with an ID that is not
+// positive is rejected with reason NotPositive.
+func (p *Pipeline) Match(ctx context.Context, m match.Match) error {
+	p.nFrames.Add(1)
+	p.frames.Inc()
+	if m.ID <= 0 {
+		p.reject(ctx, match.NotPositive, 0, strconv.AppendInt(nil, m.ID, 10))
+		return nil
+	}
+	return p.publish(ctx, m)
+}
+
+// Reject counts and logs an item that a source found should have held a
+// match but did not, like a rejected frame.
+func (p *Pipeline) Reject(ctx context.Context, reason match.Reason, item []byte) {
+	p.nFrames.Add(1)
+	p.frames.Inc()
+	p.reject(ctx, reason, int64(len(item)), item)
+}
+
+func (p *Pipeline) publish(ctx context.Context, m match.Match) error {
 	if p.opts.Dedup.Seen(m.ID) {
 		p.nDuplicates.Add(1)
 		p.duplicates.Inc()
 		if p.log.Enabled(ctx, slog.LevelDebug) {
 			p.log.Debug("Duplicate match skipped", "match_id", m.ID)
 		}
-		return
+		return nil
 	}
 	if err := p.pub.Publish(ctx, m); err != nil {
 		p.nDropped.Add(1)
 		p.dropped.Inc()
 		p.log.Error("Match dropped", "match_id", m.ID, "error", err)
-		return
+		return err
 	}
 	p.nAccepted.Add(1)
 	p.accepted.Inc()
 	if p.log.Enabled(ctx, slog.LevelDebug) {
 		p.log.Debug("Accepted match", "match_id", m.ID)
 	}
+	return nil
 }
 
 // Oversized counts and logs a frame the source skipped for its size.

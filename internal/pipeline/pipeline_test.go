@@ -215,3 +215,38 @@ func TestDuplicatesWithinTheWindowAreSkipped(t *testing.T) {
 		t.Fatalf("duplicates = %d", c.Duplicates)
 	}
 }
+
+func TestMatchesFromSourcesWithoutFrames(t *testing.T) {
+	pub := &memPublisher{}
+	p, logs := newPipeline(t, pub, Options{Dedup: dedup.New(dedup.Limit{Count: 10})})
+	ctx := context.Background()
+	for _, m := range []match.Match{{ID: 5, SeqNum: 50}, {ID: 6}, {ID: 5, SeqNum: 50}, {ID: 0}, {ID: -3}} {
+		if err := p.Match(ctx, m); err != nil {
+			t.Fatalf("Match(%+v) = %v", m, err)
+		}
+	}
+	p.Reject(ctx, match.NotInteger, []byte("[insert: api] 12x"))
+	if want := []int64{5, 6}; !equal(pub.ids, want) || len(pub.ids) != len(want) {
+		t.Fatalf("published %v, want %v", pub.ids, want)
+	}
+	c := p.Counts()
+	if c != (Counts{Received: 6, Accepted: 2, Duplicates: 1, Rejected: 3}) {
+		t.Fatalf("counts = %+v", c)
+	}
+	if got := testutil.ToFloat64(p.rejected[match.NotPositive]); got != 2 {
+		t.Fatalf("not_positive rejections = %v", got)
+	}
+	if lines := logs.Lines(t, "Rejected frame"); len(lines) != 3 || lines[2]["frame"] != "[insert: api] 12x" || lines[2]["reason"] != "not_integer" {
+		t.Fatalf("rejection logs = %v", lines)
+	}
+
+	// A refusal is returned, so that a source can stop where it is.
+	refused := errors.New("closed")
+	p2, _ := newPipeline(t, &memPublisher{err: refused}, Options{})
+	if err := p2.Match(ctx, match.Match{ID: 9}); !errors.Is(err, refused) {
+		t.Fatalf("Match on a refusing publisher = %v, want %v", err, refused)
+	}
+	if c := p2.Counts(); c.Dropped != 1 {
+		t.Fatalf("counts = %+v", c)
+	}
+}
