@@ -52,6 +52,8 @@ type options struct {
 	brokers     []string
 	timeout     time.Duration
 	quiet       bool
+	cpuProfile  string
+	profileSecs int
 }
 
 // parseFlags reads the command line.
@@ -68,6 +70,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", time.Minute, "how long every ID may take to arrive after the last frame is sent")
 	quick := fs.Bool("quick", false, "smoke run: -n 20000 -runs 1 -rate-seconds 3 unless given")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the service during the first full-speed run to this file (go tool pprof reads it)")
+	fs.IntVar(&o.profileSecs, "profile-seconds", 3, "length of the -cpuprofile profile, from when the service connects; choose -n to keep it busy that long")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -107,6 +111,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-runs must be positive")
 	case o.rateSeconds <= 0:
 		return o, errors.New("-rate-seconds must be positive")
+	case o.profileSecs <= 0:
+		return o, errors.New("-profile-seconds must be positive")
 	case o.timeout <= 0:
 		return o, errors.New("-timeout must be positive")
 	case !slices.Contains([]string{"overflow", "disk", "memory"}, o.mode):
@@ -159,7 +165,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			err = cerr
 		}
 	}()
-	b := &bench{bin: bin, dir: dir, envFile: envFile, broker: br, mode: o.mode, timeout: o.timeout}
+	b := &bench{bin: bin, dir: dir, envFile: envFile, broker: br, mode: o.mode, timeout: o.timeout,
+		cpuProfile: o.cpuProfile, profileSecs: o.profileSecs}
 
 	runs := make([]runResult, 0, o.runs)
 	for i := range o.runs {

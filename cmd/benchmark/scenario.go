@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,6 +46,9 @@ type bench struct {
 	mode    string
 	timeout time.Duration
 	seq     int
+
+	cpuProfile  string // file for a CPU profile of the first full-speed run
+	profileSecs int
 }
 
 // runScenario runs the service once against a fresh topic and a load
@@ -94,6 +99,7 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 		"SPOOL_DIR=" + spool,
 		"SPOOL_MODE=" + b.mode,
 		"LOG_LEVEL=WARNING",
+		"API_PPROF=true",
 	})
 	if err != nil {
 		cancel(err)
@@ -101,6 +107,21 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 		return res, err
 	}
 	defer svc.kill()
+	profiled := make(chan error, 1)
+	if label == "full" && b.cpuProfile != "" {
+		file := b.cpuProfile
+		b.cpuProfile = "" // one profile per benchmark
+		go func() {
+			select {
+			case <-g.connected:
+				profiled <- fetchProfile(ctx, port, b.profileSecs, file)
+			case <-svc.exited:
+				profiled <- nil
+			}
+		}()
+	} else {
+		profiled <- nil
+	}
 
 	// The watcher ends consumption early when the service dies, never
 	// connects, or the last IDs are late by more than b.timeout.
@@ -146,6 +167,9 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 	if g.sendErr != nil {
 		return res, fmt.Errorf("%s: load generator: %w", label, g.sendErr)
 	}
+	if err := <-profiled; err != nil {
+		return res, fmt.Errorf("%s: CPU profile: %w", label, err)
+	}
 	u, err := svc.usage()
 	if err != nil {
 		return res, fmt.Errorf("%s: service usage: %w", label, err)
@@ -177,4 +201,30 @@ func percentile(sorted []int64, p float64) int64 {
 	}
 	i := int(p*float64(len(sorted))+0.999999) - 1
 	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// fetchProfile writes a CPU profile of the service, seconds long, to file.
+func fetchProfile(ctx context.Context, port, seconds int, file string) error {
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/debug/pprof/profile?seconds=" + strconv.Itoa(seconds)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

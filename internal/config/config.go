@@ -70,6 +70,8 @@ type API struct {
 	Host string
 	// Port is the TCP port to listen on.
 	Port int
+	// Profiling serves Go's runtime profiles under /debug/pprof/.
+	Profiling bool
 }
 
 // MemoryLimit is the soft memory limit the service gives the Go runtime
@@ -154,6 +156,7 @@ var Vars = []Var{
 	{Name: "DEDUP_WINDOW", Default: "50000", Help: "skip an ID seen among the last N matches (a count) or within a duration such as 10m; 0 disables"},
 	{Name: "API_HOST", Default: "0.0.0.0", Help: "HTTP listen address"},
 	{Name: "API_PORT", Default: "8000", Help: "HTTP listen port"},
+	{Name: "API_PPROF", Default: "false", Help: "serve Go's runtime profiles under /debug/pprof/ on the API port"},
 	{Name: "LOG_LEVEL", Default: "INFO", Help: "DEBUG, INFO, WARNING (or WARN), ERROR or CRITICAL, any case"},
 	{Name: "LOG_FORMAT", Default: "json", Help: "json or text"},
 	{Name: "LOG_SUMMARY_INTERVAL", Default: "30s", Help: "progress line at info this often; 0 disables"},
@@ -258,6 +261,7 @@ func (r *reader) load() Config {
 
 	c.API.Host = r.str("API_HOST", "0.0.0.0")
 	c.API.Port = r.integer("API_PORT", 8000, 0, 65535)
+	c.API.Profiling = r.boolean("API_PPROF")
 
 	c.Stream = wsstream.Config{
 		URL:            r.str("OPENDOTA_STREAM_URL", "wss://stream.opendota.com/matches"),
@@ -333,6 +337,12 @@ func (r *reader) load() Config {
 		Dir:      r.str("SPOOL_DIR", "spool"),
 		MaxBytes: r.bytes("SPOOL_MAX_BYTES", 1<<30),
 		Sync:     r.syncPolicy("SPOOL_FSYNC"),
+	}
+	if c.Relay.Mode == relay.Overflow {
+		// Spilled matches are as mortal as those in memory on kill -9 in
+		// this mode, so the spool may gather them into 64 KiB writes;
+		// disk mode writes each match before producing it.
+		c.Spool.WriteBuffer = 64 << 10
 	}
 	if raw := r.str("DEDUP_WINDOW", "50000"); raw != "" {
 		l, err := dedup.ParseLimit(raw)
@@ -487,6 +497,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.Log.Level.String()),
 		slog.String("log_format", c.Log.Format),
 		slog.String("api_addr", c.API.Addr()),
+		slog.Bool("api_pprof", c.API.Profiling),
 		slog.String("stream_url", redactURL(c.Stream.URL)),
 		slog.String("kafka_brokers", strings.Join(c.Kafka.Brokers, ",")),
 		slog.String("kafka_topic", c.Kafka.Topic),

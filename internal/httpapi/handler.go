@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/dota-data/ingestion-service/internal/health"
 )
@@ -39,6 +40,10 @@ type Options struct {
 	// Metrics serves GET /metrics, typically promhttp.HandlerFor(...).
 	// When nil, /metrics is a JSON 404 like any unknown path.
 	Metrics http.Handler
+	// Profiling serves Go's runtime profiles under /debug/pprof/ (see
+	// net/http/pprof) when true. Off by default: a CPU profile costs
+	// while it runs, and the profiles reveal the binary's internals.
+	Profiling bool
 	// Logger receives handler errors, such as failures to write a
 	// response. Nil means errors are discarded.
 	Logger *slog.Logger
@@ -68,6 +73,13 @@ func NewHandler(opts Options) http.Handler {
 	mux.Handle("GET /api/v1/ready", readyHandler(opts.ServiceName, checks, logger))
 	if opts.Metrics != nil {
 		mux.Handle("GET /metrics", opts.Metrics)
+	}
+	if opts.Profiling {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	mux.Handle("GET /openapi.json", openAPIHandler(version, logger))
 	registerSwaggerUI(mux, logger)

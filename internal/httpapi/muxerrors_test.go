@@ -78,3 +78,19 @@ func TestMuxRedirectPassesThrough(t *testing.T) {
 		t.Errorf("got %d Location %q, want 307 to /nope/x", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
+
+func TestProfilingIsOptIn(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		srv := newServer(t, Options{Profiling: on})
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/heap?debug=1"} {
+			resp, body := do(t, srv, http.MethodGet, path, nil)
+			want := http.StatusNotFound
+			if on {
+				want = http.StatusOK
+			}
+			if resp.StatusCode != want || on && len(body) == 0 {
+				t.Errorf("Profiling=%v: GET %s = %d with %d bytes, want %d", on, path, resp.StatusCode, len(body), want)
+			}
+		}
+	}
+}

@@ -6,16 +6,20 @@ import (
 	"time"
 )
 
-// Append writes one record, payload and its append time at (kept to the
+// Append adds one record, payload and its append time at (kept to the
 // nanosecond as Unix time), after every record appended before, and
-// returns its position. The record has reached the operating system when
-// Append returns; it is also fsynced first if the policy is Always.
+// returns its position.
+//
+// The record has reached the operating system when Append returns, and is
+// fsynced first if the policy is Always; with Options.WriteBuffer it may
+// instead wait in memory, to be written with others (see WriteBuffer).
 //
 // Append returns ErrTooLarge for a payload longer than MaxPayload, ErrFull
 // when the record would take the files past Options.MaxBytes (including a
 // record larger than MaxBytes on its own), ErrClosed after Close, and
-// wrapped I/O errors. When only the fsync fails, the record is kept and
-// will be read, although Append reported an error.
+// wrapped I/O errors; the record is not added then, and records gathered
+// before it are kept and written again later. When only the fsync fails,
+// the record is kept and will be read, although Append reported an error.
 //
 // Append does not allocate except when it starts a new segment file.
 func (s *Spool) Append(payload []byte, at time.Time) (Pos, error) {
@@ -44,23 +48,25 @@ func (s *Spool) Append(payload []byte, at time.Time) (Pos, error) {
 	}
 	defer s.mu.Unlock()
 
-	g := &s.segs[len(s.segs)-1]
-	s.wbuf = appendRecord(s.wbuf[:0], payload, at.UnixNano())
-	if _, err := s.wf.WriteAt(s.wbuf, g.size); err != nil {
-		// Cut what may have been written, or keep the partial record out
-		// of the way of the next ones by writing them to a new segment.
-		if terr := s.wf.Truncate(g.size); terr != nil {
-			s.forceRoll = true
+	if len(s.pend)+int(n) > s.opts.WriteBuffer {
+		if err := s.writePendingLocked(); err != nil {
+			return Pos{}, fmt.Errorf("spool: append: %w", err)
 		}
-		return Pos{}, fmt.Errorf("spool: append: %w", err)
 	}
+	s.pend = appendRecord(s.pend, payload, at.UnixNano())
+	if s.opts.WriteBuffer == 0 {
+		if err := s.writePendingLocked(); err != nil {
+			s.pend = s.pend[:len(s.pend)-int(n)]
+			return Pos{}, fmt.Errorf("spool: append: %w", err)
+		}
+	}
+	g := &s.segs[len(s.segs)-1]
 	pos := Pos{Seq: s.wseq, seg: g.id, next: g.size + n}
 	s.wseq++
 	g.size += n
 	g.end = g.size
 	g.count++
 	s.bytes += n
-	s.dirty = true
 	if s.opts.Sync.Always {
 		if err := s.wf.Sync(); err != nil {
 			s.forceRoll = true // the page cache may no longer match the disk
@@ -69,6 +75,26 @@ func (s *Spool) Append(payload []byte, at time.Time) (Pos, error) {
 		s.dirty = false
 	}
 	return pos, nil
+}
+
+// writePendingLocked writes the gathered records to the active segment.
+// On failure it cuts what may have been written and keeps them, to be
+// written again; if it cannot cut, the segment is rolled before the next
+// append. mu must be held.
+func (s *Spool) writePendingLocked() error {
+	if len(s.pend) == 0 {
+		return nil
+	}
+	if _, err := s.wf.WriteAt(s.pend, s.pendAt); err != nil {
+		if terr := s.wf.Truncate(s.pendAt); terr != nil {
+			s.forceRoll = true
+		}
+		return fmt.Errorf("write: %w", err)
+	}
+	s.pendAt += int64(len(s.pend))
+	s.pend = s.pend[:0]
+	s.dirty = true
+	return nil
 }
 
 // mustRoll reports whether a record of n bytes must go to a new segment.
@@ -88,6 +114,10 @@ func (s *Spool) roll(n int64) error {
 	if s.closed || !s.mustRoll(n) {
 		s.mu.Unlock()
 		return nil // Append checks again
+	}
+	if err := s.writePendingLocked(); err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("spool: append: %w", err)
 	}
 	old, oldDirty := s.wf, s.dirty
 	if err := s.createSegment(s.wseq); err != nil {

@@ -64,6 +64,14 @@ type Options struct {
 	SegmentBytes int64
 	// Sync says when data is fsynced; the zero value never fsyncs.
 	Sync SyncPolicy
+	// WriteBuffer, when positive, gathers appended records in memory and
+	// writes them in one system call once this many bytes wait, before
+	// Next reads them, at the background flush (every Sync.Interval, or
+	// every second) and on Sync and Close. A killed process then loses the
+	// records gathered but not written: at most WriteBuffer bytes, none of
+	// which Next has returned. Zero (the default) writes each record before
+	// Append returns. It is ignored when Sync.Always.
+	WriteBuffer int
 	// Logger receives warnings about corruption and failed background
 	// writes; nil discards them.
 	Logger *slog.Logger
@@ -74,6 +82,9 @@ type Options struct {
 func (o Options) withDefaults() (Options, error) {
 	if o.Dir == "" {
 		return o, errors.New("spool: Options.Dir is required")
+	}
+	if o.Sync.Always || o.WriteBuffer < 0 {
+		o.WriteBuffer = 0
 	}
 	if o.MaxBytes < 0 || o.SegmentBytes < 0 || o.Sync.Interval < 0 {
 		return o, fmt.Errorf("spool: negative option (MaxBytes %d, SegmentBytes %d, Sync.Interval %s)",

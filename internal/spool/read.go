@@ -146,10 +146,22 @@ func (s *Spool) Next(dst []byte) (payload []byte, pos Pos, at time.Time, ok bool
 		if !last {
 			next = s.segs[i+1].id
 		}
+		end := g.end
+		if last && s.pendAt < end {
+			// Records gathered by Append but not written yet: write them
+			// out once the reader has caught up with the file.
+			if s.r.off >= s.pendAt {
+				if err := s.writePendingLocked(); err != nil {
+					s.mu.Unlock()
+					return dst[:0], Pos{}, time.Time{}, false, fmt.Errorf("spool: read: %w", err)
+				}
+			}
+			end = min(end, s.pendAt)
+		}
 		s.mu.Unlock()
 
-		if s.r.off < g.end {
-			rec, err := s.r.record(s.dir, g.end)
+		if s.r.off < end {
+			rec, err := s.r.record(s.dir, end)
 			if err != nil && !errors.Is(err, errShort) {
 				return dst[:0], Pos{}, time.Time{}, false, fmt.Errorf("spool: read: %w", err)
 			}
@@ -161,7 +173,7 @@ func (s *Spool) Next(dst []byte) (payload []byte, pos Pos, at time.Time, ok bool
 			s.r.off, s.r.seq = pos.next, s.r.seq+1
 			return append(dst[:0], rec[headerSize:]...), pos, time.Unix(0, recordTime(rec)), true, nil
 		}
-		if last {
+		if last || s.r.off < g.end {
 			return dst[:0], Pos{}, time.Time{}, false, nil
 		}
 		if err := s.r.moveTo(loc{seg: next, seq: next}); err != nil {
@@ -220,7 +232,14 @@ func (s *Spool) timeAt(l loc) time.Time {
 		return time.Unix(0, s.oldest.nanos)
 	}
 	var h [headerSize]byte
-	if !s.r.peek(l, h[:]) {
+	s.mu.Lock()
+	rel := l.off - s.pendAt
+	pending := s.segs[len(s.segs)-1].id == l.seg && rel >= 0 && rel+headerSize <= int64(len(s.pend))
+	if pending {
+		copy(h[:], s.pend[rel:])
+	}
+	s.mu.Unlock()
+	if !pending && !s.r.peek(l, h[:]) {
 		f, err := os.Open(segmentPath(s.dir, l.seg))
 		if err != nil {
 			return time.Time{}

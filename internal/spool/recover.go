@@ -181,6 +181,7 @@ func (s *Spool) createSegment(id uint64) error {
 		return fmt.Errorf("spool: create segment: %w", err)
 	}
 	s.wf = f
+	s.pend, s.pendAt = s.pend[:0], 0
 	s.segs = append(s.segs, segment{id: id})
 	s.dirDirty = true
 	return nil

@@ -82,7 +82,8 @@ type Spool struct {
 	closed       bool
 	segs         []segment // oldest first; the last one is active
 	wf           *os.File  // the active segment
-	wbuf         []byte    // Append's encoding buffer
+	pend         []byte    // records appended but not yet written to wf
+	pendAt       int64     // wf's offset where pend goes: the bytes written
 	wseq         uint64    // Seq of the next record appended
 	bytes        int64
 	front        loc  // the first uncommitted record
@@ -130,6 +131,8 @@ func Open(opts Options) (*Spool, error) {
 		}
 		return nil, errors.Join(err, lock.Close())
 	}
+	s.pendAt = s.segs[len(s.segs)-1].size
+	s.pend = make([]byte, 0, opts.WriteBuffer+headerSize+64)
 	if opts.Sync.Always && s.dirDirty {
 		if err := syncDir(s.dir); err != nil {
 			return nil, errors.Join(fmt.Errorf("spool: sync directory: %w", err), s.wf.Close())
@@ -185,14 +188,17 @@ func (s *Spool) flush(sync bool) error {
 
 // flushLocked is flush with flushMu held and the Spool open or closing.
 func (s *Spool) flushLocked(sync bool) error {
+	var errs []error
 	s.mu.Lock()
+	if err := s.writePendingLocked(); err != nil {
+		errs = append(errs, err)
+	}
 	dirty, dirDirty, front := s.dirty, s.dirDirty, s.front.seq
 	if sync {
 		s.dirty, s.dirDirty = false, false
 	}
 	s.mu.Unlock()
 
-	var errs []error
 	for _, f := range s.retired {
 		if sync {
 			errs = append(errs, f.Sync())

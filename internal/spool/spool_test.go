@@ -2,6 +2,8 @@ package spool
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -289,10 +291,13 @@ func TestErrors(t *testing.T) {
 // TestConcurrent appends on one goroutine while another reads and commits,
 // as the service does; run it with -race.
 func TestConcurrent(t *testing.T) {
-	for _, policy := range []SyncPolicy{{}, {Interval: time.Millisecond}} {
-		t.Run(policy.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		policy SyncPolicy
+		buffer int
+	}{{SyncPolicy{}, 0}, {SyncPolicy{Interval: time.Millisecond}, 0}, {SyncPolicy{}, 10 * recordBytes}, {SyncPolicy{Interval: time.Millisecond}, 7 * recordBytes}} {
+		t.Run(fmt.Sprintf("%s/buffer=%d", tc.policy, tc.buffer), func(t *testing.T) {
 			const n = 20000
-			s := openSpool(t, Options{Dir: t.TempDir(), SegmentBytes: 100 * recordBytes, MaxBytes: 1000 * recordBytes, Sync: policy})
+			s := openSpool(t, Options{Dir: t.TempDir(), SegmentBytes: 100 * recordBytes, MaxBytes: 1000 * recordBytes, Sync: tc.policy, WriteBuffer: tc.buffer})
 			var wg sync.WaitGroup
 			appended := make(chan struct{}, 1)
 			wg.Go(func() {
@@ -362,4 +367,73 @@ func TestOpenLocksTheDirectory(t *testing.T) {
 	if err := again.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// onDisk sums the sizes of dir's segment files.
+func onDisk(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	for _, id := range segmentFiles(t, dir) {
+		fi, err := os.Stat(segmentPath(dir, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
+}
+
+func TestWriteBuffer(t *testing.T) {
+	dir := t.TempDir()
+	const buffer = 10 * recordBytes
+	s := openSpool(t, Options{Dir: dir, SegmentBytes: 35 * recordBytes, WriteBuffer: buffer})
+
+	// Gathered, not written; yet counted, timed and readable.
+	appendRange(t, s, 0, 5)
+	if got := onDisk(t, dir); got != 0 {
+		t.Fatalf("%d bytes on disk after 5 buffered appends, want 0", got)
+	}
+	if st := s.Stats(); st.Unread != 5 || !st.OldestUncommitted.Equal(timeOf(0)) {
+		t.Fatalf("Stats = %+v", st)
+	}
+	checkRecords(t, readAll(t, s), seqRange(0, 5))
+	if got := onDisk(t, dir); got != 5*recordBytes {
+		t.Fatalf("%d bytes on disk after Next, want %d", got, 5*recordBytes)
+	}
+
+	// Many appends, across buffers and segments: at most a buffer waits.
+	appendRange(t, s, 5, 200)
+	if got, all := onDisk(t, dir), int64(200*recordBytes); got < all-buffer || got > all {
+		t.Fatalf("%d bytes on disk, want %d less at most %d", got, all, buffer)
+	}
+	recs := readAll(t, s)
+	checkRecords(t, recs, seqRange(5, 200))
+	if err := s.Commit(recs[len(recs)-1].pos); err != nil {
+		t.Fatal(err)
+	}
+
+	// A killed process loses what was gathered, and only that.
+	appendRange(t, s, 200, 203)
+	copyDir := t.TempDir()
+	for _, id := range segmentFiles(t, dir) {
+		b, err := os.ReadFile(segmentPath(dir, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(segmentPath(copyDir, id), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The copy has no cursor: it replays the written records of the
+	// segments not yet deleted, up to 199, and not the gathered ones.
+	if got := readAll(t, openSpool(t, Options{Dir: copyDir})); len(got) == 0 || got[len(got)-1].p != string(payloadOf(199)) {
+		t.Fatalf("a crash copy replays %d records, ending with %v; want the written ones, up to 199", len(got), got[max(0, len(got)-1):])
+	}
+
+	// Close writes what was gathered.
+	appendRange(t, s, 203, 206)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkRecords(t, readAll(t, openSpool(t, Options{Dir: dir})), seqRange(200, 206))
 }
