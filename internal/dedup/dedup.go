@@ -16,7 +16,7 @@ import (
 type Window struct {
 	maxCount int
 	maxAge   time.Duration
-	seen     map[int64]struct{}
+	seen     set
 	now      func() time.Time
 	// ring holds IDs in arrival order, with their arrival times.
 	ids   []int64
@@ -76,7 +76,7 @@ func New(l Limit) *Window {
 	return &Window{
 		maxCount: capacity,
 		maxAge:   l.Age,
-		seen:     make(map[int64]struct{}, initial),
+		seen:     newSet(),
 		now:      time.Now,
 		ids:      make([]int64, initial),
 		times:    make([]int64, initial),
@@ -84,9 +84,10 @@ func New(l Limit) *Window {
 }
 
 // Seen reports whether id is in the window, and adds it if not. Only an
-// age window reads the clock.
+// age window reads the clock. Match IDs are positive: an ID that is not is
+// never reported seen, nor kept.
 func (w *Window) Seen(id int64) bool {
-	if w == nil {
+	if w == nil || id <= 0 {
 		return false
 	}
 	var ns int64
@@ -94,18 +95,20 @@ func (w *Window) Seen(id int64) bool {
 		ns = w.now().UnixNano()
 		w.expire(ns)
 	}
-	if _, ok := w.seen[id]; ok {
-		return true
-	}
 	if w.n == w.maxCount {
+		if w.seen.contains(id) {
+			return true
+		}
 		w.evict()
 	} else if w.n == len(w.ids) {
 		w.grow()
 	}
+	if w.seen.add(id) {
+		return true
+	}
 	i := (w.head + w.n) % len(w.ids)
 	w.ids[i], w.times[i] = id, ns
 	w.n++
-	w.seen[id] = struct{}{}
 	return false
 }
 
@@ -128,7 +131,7 @@ func (w *Window) expire(now int64) {
 }
 
 func (w *Window) evict() {
-	delete(w.seen, w.ids[w.head])
+	w.seen.remove(w.ids[w.head])
 	w.head = (w.head + 1) % len(w.ids)
 	w.n--
 }
