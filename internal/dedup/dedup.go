@@ -95,16 +95,15 @@ func (w *Window) Seen(id int64) bool {
 		ns = w.now().UnixNano()
 		w.expire(ns)
 	}
+	// Insert first, then make room: one probe, and the set briefly holds
+	// one ID more than the window.
+	if w.seen.add(id) {
+		return true
+	}
 	if w.n == w.maxCount {
-		if w.seen.contains(id) {
-			return true
-		}
 		w.evict()
 	} else if w.n == len(w.ids) {
 		w.grow()
-	}
-	if w.seen.add(id) {
-		return true
 	}
 	i := (w.head + w.n) % len(w.ids)
 	w.ids[i], w.times[i] = id, ns

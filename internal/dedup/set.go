@@ -43,19 +43,6 @@ func (s *set) add(id int64) bool {
 	}
 }
 
-// contains reports whether id is present.
-func (s *set) contains(id int64) bool {
-	mask := len(s.slots) - 1
-	for i := s.home(id); ; i = (i + 1) & mask {
-		switch s.slots[i] {
-		case id:
-			return true
-		case 0:
-			return false
-		}
-	}
-}
-
 // remove deletes id if present, moving back the entries after it that
 // would otherwise no longer be found.
 func (s *set) remove(id int64) {
