@@ -53,6 +53,7 @@ type options struct {
 	timeout     time.Duration
 	quiet       bool
 	cpuProfile  string
+	memProfile  string
 	profileSecs int
 }
 
@@ -71,6 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	quick := fs.Bool("quick", false, "smoke run: -n 20000 -runs 1 -rate-seconds 3 unless given")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the service during the first full-speed run to this file (go tool pprof reads it)")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile of the service, taken one second into the first full-speed run, to this file")
 	fs.IntVar(&o.profileSecs, "profile-seconds", 3, "length of the -cpuprofile profile, from when the service connects; choose -n to keep it busy that long")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -166,7 +168,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 	}()
 	b := &bench{bin: bin, dir: dir, envFile: envFile, broker: br, mode: o.mode, timeout: o.timeout,
-		cpuProfile: o.cpuProfile, profileSecs: o.profileSecs}
+		cpuProfile: o.cpuProfile, memProfile: o.memProfile, profileSecs: o.profileSecs}
 
 	runs := make([]runResult, 0, o.runs)
 	for i := range o.runs {

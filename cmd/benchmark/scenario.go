@@ -48,6 +48,7 @@ type bench struct {
 	seq     int
 
 	cpuProfile  string // file for a CPU profile of the first full-speed run
+	memProfile  string // file for a heap profile of the first full-speed run
 	profileSecs int
 }
 
@@ -107,20 +108,38 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 		return res, err
 	}
 	defer svc.kill()
-	profiled := make(chan error, 1)
+	profiled := make(chan error, 2)
+	profiles := 0
 	if label == "full" && b.cpuProfile != "" {
 		file := b.cpuProfile
 		b.cpuProfile = "" // one profile per benchmark
+		profiles++
 		go func() {
 			select {
 			case <-g.connected:
-				profiled <- fetchProfile(ctx, port, b.profileSecs, file)
+				profiled <- fetchProfile(ctx, port, "profile?seconds="+strconv.Itoa(b.profileSecs), file)
 			case <-svc.exited:
 				profiled <- nil
 			}
 		}()
-	} else {
-		profiled <- nil
+	}
+	if label == "full" && b.memProfile != "" {
+		file := b.memProfile
+		b.memProfile = ""
+		profiles++
+		go func() {
+			select {
+			case <-g.connected:
+				select {
+				case <-time.After(time.Second):
+					profiled <- fetchProfile(ctx, port, "heap", file)
+				case <-svc.exited:
+					profiled <- nil
+				}
+			case <-svc.exited:
+				profiled <- nil
+			}
+		}()
 	}
 
 	// The watcher ends consumption early when the service dies, never
@@ -167,8 +186,10 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 	if g.sendErr != nil {
 		return res, fmt.Errorf("%s: load generator: %w", label, g.sendErr)
 	}
-	if err := <-profiled; err != nil {
-		return res, fmt.Errorf("%s: CPU profile: %w", label, err)
+	for range profiles {
+		if err := <-profiled; err != nil {
+			return res, fmt.Errorf("%s: profile: %w", label, err)
+		}
 	}
 	u, err := svc.usage()
 	if err != nil {
@@ -203,9 +224,10 @@ func percentile(sorted []int64, p float64) int64 {
 	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
-// fetchProfile writes a CPU profile of the service, seconds long, to file.
-func fetchProfile(ctx context.Context, port, seconds int, file string) error {
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/debug/pprof/profile?seconds=" + strconv.Itoa(seconds)
+// fetchProfile writes the service's /debug/pprof/ profile named by what
+// to file.
+func fetchProfile(ctx context.Context, port int, what, file string) error {
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/debug/pprof/" + what
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err

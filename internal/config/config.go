@@ -81,7 +81,7 @@ type API struct {
 // between collections, which is what bounds the service's RSS.
 func (c Config) MemoryLimit() int64 {
 	const (
-		base         = 20 << 20
+		base         = 12 << 20
 		perBuffered  = 16  // a match in the memory buffer
 		perInFlight  = 512 // a record in the Kafka client, with its bookkeeping
 		perDedupSeen = 48  // an ID in the de-duplication window
