@@ -59,6 +59,10 @@ func (r report) write(w io.Writer) error {
 	row("", "peak RSS (MiB)", pick(func(rr runResult) float64 { return float64(rr.full.peakRSS) / (1 << 20) }), fixed(1))
 	row("", "CPU seconds per 100,000 matches", pick(func(rr runResult) float64 { return rr.full.cpuSeconds / float64(rr.full.n) * 1e5 }), fixed(2))
 	row("", "CPU µs per match", pick(func(rr runResult) float64 { return rr.full.cpuSeconds / float64(rr.full.n) * 1e6 }), fixed(1))
+	row("", "load generator + consumer + broker CPU µs per match", pick(func(rr runResult) float64 { return rr.full.benchCPU / float64(rr.full.n) * 1e6 }), fixed(1))
+	row("", "machine CPU busy (service + the rest), % of all CPUs", pick(func(rr runResult) float64 {
+		return (rr.full.cpuSeconds + rr.full.benchCPU) / (rr.full.wall * float64(runtime.NumCPU())) * 100
+	}), fixed(0))
 	for i, rate := range o.rates {
 		sc := fmt.Sprintf("%s matches/s for %d s", thousands(float64(rate)), o.rateSeconds)
 		ms := func(f func(scenarioResult) time.Duration) []float64 {

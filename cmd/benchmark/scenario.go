@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -34,6 +35,10 @@ type scenarioResult struct {
 	max        time.Duration
 	peakRSS    int64   // bytes
 	cpuSeconds float64 // user + system, over the process's life
+	// benchCPU is the CPU time this process (load generator, consumer,
+	// and the kfake broker if used) spent during the scenario.
+	benchCPU   float64
+	wall       float64 // seconds, first send to last consume
 	duplicates int
 }
 
@@ -62,6 +67,7 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 	if err != nil {
 		return res, err
 	}
+	selfBefore := selfCPU()
 	base := time.Now()
 	g, err := newLoadGen(firstID, n, rate, base)
 	if err != nil {
@@ -200,7 +206,9 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 	}
 
 	d := r.d
-	res.throughput = float64(n) / time.Duration(d.last-g.sent[0]).Seconds()
+	res.benchCPU = selfCPU() - selfBefore
+	res.wall = time.Duration(d.last - g.sent[0]).Seconds()
+	res.throughput = float64(n) / res.wall
 	res.peakRSS = u.peakRSS
 	res.cpuSeconds = u.cpuSeconds
 	res.duplicates = d.duplicates
@@ -249,4 +257,13 @@ func fetchProfile(ctx context.Context, port int, what, file string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// selfCPU returns the user and system CPU seconds this process has used.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
