@@ -173,6 +173,8 @@ func FuzzParse(f *testing.F) {
 		`{"match_id":123}`, `{"match_id":"1"}`, `{"match_id":1.0}`, `{"match_id":-1}`, `{"match_id":null}`,
 		`{"match_id":9223372036854775808}`, `[]`, `{`, ``, `{"a":{"match_id":1},"match_id":2}`,
 		`{"match\u005fid":3}`, `{"match_id":1e3}`, `{"x":"\"}","match_id":4}`,
+		`{"match_id":0}`, `{"match_id":01}`, `{"match_id":999999999999999999}`, `{"match_id":9223372036854775807}`,
+		`{"match_id":1}}`, `{"match_id":}`, `{"match_id":1 }`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -201,6 +203,19 @@ func BenchmarkParse(b *testing.B) {
 	frame := []byte(`{"match_id":8012345678,"match_seq_num":6712345678,"start_time":1764201600}`)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		if _, err := Parse(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseCanonical parses the stream's expected form, which skips
+// the validation pass.
+func BenchmarkParseCanonical(b *testing.B) {
+	frame := []byte(`{"match_id":8012345678}`)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Parse(frame); err != nil {
 			b.Fatal(err)
