@@ -23,7 +23,6 @@ import (
 	"github.com/dota-data/ingestion-service/internal/pipeline"
 	"github.com/dota-data/ingestion-service/internal/relay"
 	"github.com/dota-data/ingestion-service/internal/spool"
-	"github.com/dota-data/ingestion-service/internal/wsstream"
 )
 
 // serve wires the service and runs it until ctx ends, then shuts down in
@@ -55,7 +54,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	if err != nil {
 		return abort(err)
 	}
-	src, err := wsstream.New(cfg.Stream, log.With("component", "stream"), reg)
+	src, err := newSource(cfg, pipe, sink, rl, log, reg)
 	if err != nil {
 		return abort(err)
 	}
@@ -69,7 +68,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 			ServiceName: cfg.ServiceName,
 			Version:     version,
 			Checks: []httpapi.Check{
-				{Name: "stream", Status: src.Status},
+				{Name: src.check, Status: src.status},
 				{Name: "kafka", Status: sink.Status},
 				{Name: "buffer", Status: rl.Status},
 			},
@@ -109,8 +108,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		bgDone <- struct{}{}
 	}()
 	srcDone := make(chan error, 1)
-	go func() { srcDone <- src.Run(runCtx, pipe) }()
-	log.Info("Ingestion service started", "stream_url", cfg.Stream.URL, "topic", cfg.Kafka.Topic)
+	go func() { srcDone <- src.run(runCtx) }()
+	log.Info("Ingestion service started", "source", cfg.Source, "from", config.RedactURL(src.where), "topic", cfg.Kafka.Topic)
 
 	<-runCtx.Done()
 	log.Info("Shutting down", "timeout", cfg.ShutdownTimeout.String())

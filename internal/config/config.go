@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -26,10 +28,25 @@ import (
 	"github.com/dota-data/ingestion-service/internal/dedup"
 	"github.com/dota-data/ingestion-service/internal/kafkasink"
 	"github.com/dota-data/ingestion-service/internal/logging"
+	"github.com/dota-data/ingestion-service/internal/odlogs"
 	"github.com/dota-data/ingestion-service/internal/relay"
 	"github.com/dota-data/ingestion-service/internal/spool"
+	"github.com/dota-data/ingestion-service/internal/steamseq"
 	"github.com/dota-data/ingestion-service/internal/wsstream"
 )
+
+// The sources SOURCE selects.
+const (
+	// SourceWebSocket reads the WebSocket stream of OPENDOTA_STREAM_URL.
+	SourceWebSocket = "websocket"
+	// SourceOpenDotaLogs reads OpenDota's live log stream.
+	SourceOpenDotaLogs = "opendota-logs"
+	// SourceSteamSequence pages through Steam's match sequence.
+	SourceSteamSequence = "steam-sequence"
+)
+
+// Sources lists the values of SOURCE.
+var Sources = []string{SourceWebSocket, SourceOpenDotaLogs, SourceSteamSequence}
 
 // Config is every setting of the service.
 type Config struct {
@@ -39,8 +56,15 @@ type Config struct {
 	Log Log
 	// API configures the HTTP server.
 	API API
+	// Source names the adapter that finds matches: SourceWebSocket,
+	// SourceOpenDotaLogs or SourceSteamSequence.
+	Source string
 	// Stream configures the WebSocket source.
 	Stream wsstream.Config
+	// Logs configures the OpenDota log stream source.
+	Logs odlogs.Config
+	// Steam configures the Steam sequence scanner.
+	Steam steamseq.Config
 	// Kafka configures the Kafka sink.
 	Kafka kafkasink.Config
 	// Relay configures buffering between the stream and Kafka.
@@ -138,6 +162,7 @@ var Vars = []Var{
 	{Name: "KAFKA_TLS_CERT_FILE", Help: "PEM client certificate, for mutual TLS"},
 	{Name: "KAFKA_TLS_KEY_FILE", Help: "PEM key of the client certificate"},
 	{Name: "KAFKA_TLS_SERVER_NAME", Help: "host name to verify in the brokers' certificates, if not the one dialled"},
+	{Name: "SOURCE", Default: "websocket", Help: "where matches come from: websocket (OPENDOTA_STREAM_URL), opendota-logs (OPENDOTA_LOGS_URL) or steam-sequence (the Steam Web API)"},
 	{Name: "OPENDOTA_STREAM_URL", Default: "wss://stream.opendota.com/matches", Help: "WebSocket stream of finished matches (ws:// or wss://)"},
 	{Name: "STREAM_CONNECT_TIMEOUT", Default: "10s", Help: "dial and handshake timeout"},
 	{Name: "STREAM_PING_INTERVAL", Default: "30s", Help: "how often the stream is pinged"},
@@ -147,8 +172,17 @@ var Vars = []Var{
 	{Name: "STREAM_BACKOFF_MAX", Default: "30s", Help: "largest reconnect delay"},
 	{Name: "STREAM_HEALTHY_AFTER", Default: "60s", Help: "a connection this old resets the backoff"},
 	{Name: "STREAM_TLS_CA_FILE", Help: "PEM file of extra CAs to trust for wss:// (the system's roots are always trusted)"},
+	{Name: "OPENDOTA_LOGS_URL", Default: odlogs.DefaultURL, Help: "Server-Sent Events stream of OpenDota's log lines (SOURCE=opendota-logs)"},
+	{Name: "OPENDOTA_LOGS_CHANNELS", Default: "api", Help: "lines that yield match IDs: api (new matches from the Steam API), parsed (parsed matches), or api,parsed"},
+	{Name: "OPENDOTA_LOGS_IDLE_TIMEOUT", Default: "5m", Help: "a log stream silent this long is reconnected"},
+	{Name: "STEAM_API_URL", Default: steamseq.DefaultBaseURL, Help: "Steam Web API base URL (SOURCE=steam-sequence)"},
+	{Name: "STEAM_API_KEY", Help: "Steam Web API key, required with SOURCE=steam-sequence; never logged", Secret: true},
+	{Name: "STEAM_START_SEQ_NUM", Default: "0", Help: "match_seq_num to start at when the topic holds none; 0 starts at the newest match"},
+	{Name: "STEAM_IDLE_WAIT", Default: "5s", Help: "wait after a page that was not full (the scanner has caught up)"},
+	{Name: "STEAM_MIN_INTERVAL", Default: "1s", Help: "least time between two calls to the Steam Web API"},
+	{Name: "STEAM_HEAD_INTERVAL", Default: "60s", Help: "how often the newest match_seq_num is fetched to report the lag; 0 disables"},
 	{Name: "BUFFER_MAX_RECORDS", Default: "100000", Help: "matches held in memory before spilling to disk (overflow) or blocking/dropping (memory)"},
-	{Name: "SPOOL_MODE", Default: "overflow", Help: "overflow (memory, then disk), disk (write every match ahead) or memory (no disk)"},
+	{Name: "SPOOL_MODE", Default: "overflow", Help: "overflow (memory, then disk), disk (write every match ahead) or memory (no disk); disk by default with SOURCE=steam-sequence"},
 	{Name: "SPOOL_DIR", Default: "spool", Help: "directory of the disk spool, relative to the working directory unless absolute"},
 	{Name: "SPOOL_MAX_BYTES", Default: "1GiB", Help: "cap on the spool's files; bytes, or with KiB, MiB, GiB"},
 	{Name: "SPOOL_FSYNC", Default: "1s", Help: "always (fsync every match), an interval such as 100ms, or never (leave it to the OS)"},
@@ -278,6 +312,45 @@ func (r *reader) load() Config {
 		r.fail("OPENDOTA_STREAM_URL", c.Stream.URL, "want a ws:// or wss:// URL with a host")
 	}
 
+	c.Source = strings.ToLower(r.str("SOURCE", SourceWebSocket))
+	if !slices.Contains(Sources, c.Source) {
+		r.fail("SOURCE", c.Source, "want "+strings.Join(Sources, ", "))
+	}
+	c.Logs = odlogs.Config{
+		URL:            r.str("OPENDOTA_LOGS_URL", odlogs.DefaultURL),
+		Channels:       r.list("OPENDOTA_LOGS_CHANNELS", odlogs.ChannelAPI),
+		ConnectTimeout: c.Stream.ConnectTimeout,
+		IdleTimeout:    r.duration("OPENDOTA_LOGS_IDLE_TIMEOUT", odlogs.DefaultIdleTimeout, time.Second),
+		BackoffMin:     c.Stream.BackoffMin,
+		BackoffMax:     c.Stream.BackoffMax,
+		HealthyAfter:   c.Stream.HealthyAfter,
+	}
+	if err := c.Logs.Validate(); err != nil && c.Source == SourceOpenDotaLogs {
+		r.fail("OPENDOTA_LOGS_URL", c.Logs.URL+" channels "+strings.Join(c.Logs.Channels, ","), err.Error())
+	}
+	c.Steam = steamseq.Config{
+		BaseURL:      r.str("STEAM_API_URL", steamseq.DefaultBaseURL),
+		Key:          r.get("STEAM_API_KEY"),
+		StartSeqNum:  int64(r.integer("STEAM_START_SEQ_NUM", 0, 0, math.MaxInt)),
+		IdleWait:     r.duration("STEAM_IDLE_WAIT", steamseq.DefaultIdleWait, time.Millisecond),
+		MinInterval:  r.duration("STEAM_MIN_INTERVAL", steamseq.DefaultMinInterval, time.Millisecond),
+		HeadInterval: r.duration("STEAM_HEAD_INTERVAL", steamseq.DefaultHeadInterval, time.Second),
+	}
+	if c.Steam.MinInterval == 0 {
+		c.Steam.MinInterval = -1 // 0 asks for no minimum
+	}
+	if c.Steam.HeadInterval == 0 {
+		c.Steam.HeadInterval = -1 // 0 disables
+	}
+	if c.Source == SourceSteamSequence {
+		if c.Steam.Key == "" {
+			r.fail("STEAM_API_KEY", "", "required with SOURCE=steam-sequence")
+		}
+		if u, err := url.Parse(c.Steam.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			r.fail("STEAM_API_URL", c.Steam.BaseURL, "want an http:// or https:// URL with a host")
+		}
+	}
+
 	brokersRaw := r.str("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
 	var brokers []string
 	for _, b := range strings.Split(brokersRaw, ",") {
@@ -318,7 +391,7 @@ func (r *reader) load() Config {
 		r.fail("KAFKA_TOPIC_REPLICATION_FACTOR", "0", "want -1 (the brokers' default) or a positive factor")
 	}
 	c.Relay = relay.Config{
-		Mode:        relay.Mode(strings.ToLower(r.str("SPOOL_MODE", string(relay.Overflow)))),
+		Mode:        relay.Mode(strings.ToLower(r.str("SPOOL_MODE", string(defaultMode(c.Source))))),
 		WhenFull:    relay.WhenFull(strings.ToLower(r.str("SPOOL_WHEN_FULL", string(relay.Block)))),
 		MaxRecords:  r.integer("BUFFER_MAX_RECORDS", 100_000, 1, 100_000_000),
 		MaxInFlight: c.Kafka.MaxBufferedRecords,
@@ -332,6 +405,9 @@ func (r *reader) load() Config {
 	case relay.Block, relay.DropNewest:
 	default:
 		r.fail("SPOOL_WHEN_FULL", string(c.Relay.WhenFull), "want block or drop_newest")
+	}
+	if c.Source == SourceSteamSequence && c.Relay.WhenFull == relay.DropNewest {
+		r.fail("SPOOL_WHEN_FULL", string(c.Relay.WhenFull), "want block with SOURCE=steam-sequence: dropping would leave gaps in the sequence, and the scanner can wait")
 	}
 	c.Spool = spool.Options{
 		Dir:      r.str("SPOOL_DIR", "spool"),
@@ -356,6 +432,28 @@ func (r *reader) load() Config {
 		r.fail("SHUTDOWN_TIMEOUT", "0", "want a positive duration")
 	}
 	return c
+}
+
+// defaultMode is the SPOOL_MODE a source gets unless set: disk for the
+// Steam scanner, whose position in Kafka is only gapless if nothing it
+// handed on can die with the process; overflow otherwise.
+func defaultMode(source string) relay.Mode {
+	if source == SourceSteamSequence {
+		return relay.Disk
+	}
+	return relay.Overflow
+}
+
+// list reads a comma-separated list, trimmed and lower-cased, without
+// empty items.
+func (r *reader) list(name, def string) []string {
+	var out []string
+	for _, v := range strings.Split(r.str(name, def), ",") {
+		if v = strings.ToLower(strings.TrimSpace(v)); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // bytes reads a size: a plain number of bytes, or one with a KiB, MiB or
@@ -498,7 +596,13 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_format", c.Log.Format),
 		slog.String("api_addr", c.API.Addr()),
 		slog.Bool("api_pprof", c.API.Profiling),
-		slog.String("stream_url", redactURL(c.Stream.URL)),
+		slog.String("source", c.Source),
+		slog.String("stream_url", RedactURL(c.Stream.URL)),
+		slog.String("opendota_logs_url", RedactURL(c.Logs.URL)),
+		slog.String("opendota_logs_channels", strings.Join(c.Logs.Channels, ",")),
+		slog.String("steam_api_url", RedactURL(c.Steam.BaseURL)),
+		slog.String("steam_api_key", mask(c.Steam.Key)),
+		slog.Int64("steam_start_seq_num", c.Steam.StartSeqNum),
 		slog.String("kafka_brokers", strings.Join(c.Kafka.Brokers, ",")),
 		slog.String("kafka_topic", c.Kafka.Topic),
 		slog.String("kafka_compression", c.Kafka.Compression),
@@ -532,8 +636,8 @@ func mask(secret string) string {
 	return "REDACTED"
 }
 
-// redactURL hides a password or query (which may carry a token) in u.
-func redactURL(u string) string {
+// RedactURL hides a password or query (which may carry a token) in u.
+func RedactURL(u string) string {
 	if i := strings.IndexByte(u, '?'); i >= 0 {
 		u = u[:i] + "?REDACTED"
 	}

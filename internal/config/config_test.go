@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dota-data/ingestion-service/internal/logging"
+	"github.com/dota-data/ingestion-service/internal/relay"
 )
 
 func env(m map[string]string) func(string) string {
@@ -150,8 +152,8 @@ func TestRedactURL(t *testing.T) {
 		"wss://host/path?token=secret&a=b":  "wss://host/path?REDACTED",
 		"ws://u:p@host:1/x?api_key=1":       "ws://REDACTED@host:1/x?REDACTED",
 	} {
-		if got := redactURL(in); got != want {
-			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -284,6 +286,60 @@ func TestRelaySettings(t *testing.T) {
 		var ce *Error
 		if !errors.As(err, &ce) || ce.Var != bad.name {
 			t.Errorf("%s=%s: err = %v, want a *Error naming it", bad.name, bad.value, err)
+		}
+	}
+}
+
+func TestSourceSettings(t *testing.T) {
+	load := func(t *testing.T, vars map[string]string) (Config, error) {
+		t.Helper()
+		vars["ENV_FILE"] = writeFile(t, "")
+		return Load(env(vars))
+	}
+	c, err := load(t, map[string]string{})
+	if err != nil || c.Source != SourceWebSocket || c.Relay.Mode != relay.Overflow {
+		t.Fatalf("defaults: source %q, mode %q, err %v", c.Source, c.Relay.Mode, err)
+	}
+
+	c, err = load(t, map[string]string{"SOURCE": "Steam-Sequence", "STEAM_API_KEY": "s3cr3t-key", "STEAM_START_SEQ_NUM": "6700000000", "STEAM_API_URL": "http://127.0.0.1:9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Source != SourceSteamSequence || c.Relay.Mode != relay.Disk || c.Steam.Key != "s3cr3t-key" ||
+		c.Steam.StartSeqNum != 6_700_000_000 || c.Steam.BaseURL != "http://127.0.0.1:9" {
+		t.Fatalf("steam-sequence: %+v, mode %q", c.Steam, c.Relay.Mode)
+	}
+	var logged strings.Builder
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "config", c)
+	if strings.Contains(logged.String(), "s3cr3t-key") || !strings.Contains(logged.String(), `"steam_api_key":"REDACTED"`) {
+		t.Fatalf("the key is not masked: %s", logged.String())
+	}
+	c, err = load(t, map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "k", "SPOOL_MODE": "overflow"})
+	if err != nil || c.Relay.Mode != relay.Overflow {
+		t.Fatalf("an explicit SPOOL_MODE is kept: mode %q, err %v", c.Relay.Mode, err)
+	}
+
+	c, err = load(t, map[string]string{"SOURCE": "opendota-logs", "OPENDOTA_LOGS_CHANNELS": " API, parsed ", "OPENDOTA_LOGS_URL": "http://127.0.0.1:9/logs"})
+	if err != nil || !slices.Equal(c.Logs.Channels, []string{"api", "parsed"}) || c.Logs.URL != "http://127.0.0.1:9/logs" {
+		t.Fatalf("opendota-logs: %+v, err %v", c.Logs, err)
+	}
+
+	for _, tt := range []struct {
+		vars    map[string]string
+		invalid string
+	}{
+		{map[string]string{"SOURCE": "kafka"}, "SOURCE"},
+		{map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "k", "SPOOL_WHEN_FULL": "drop_newest"}, "SPOOL_WHEN_FULL"},
+		{map[string]string{"SOURCE": "steam-sequence"}, "STEAM_API_KEY"},
+		{map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "k", "STEAM_API_URL": "ftp://x"}, "STEAM_API_URL"},
+		{map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "k", "STEAM_START_SEQ_NUM": "-5"}, "STEAM_START_SEQ_NUM"},
+		{map[string]string{"SOURCE": "opendota-logs", "OPENDOTA_LOGS_CHANNELS": "gcdata"}, "OPENDOTA_LOGS_URL"},
+		{map[string]string{"SOURCE": "opendota-logs", "OPENDOTA_LOGS_URL": "wss://x/logs"}, "OPENDOTA_LOGS_URL"},
+	} {
+		_, err := load(t, tt.vars)
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != tt.invalid {
+			t.Errorf("%v: err = %v, want a *Error naming %s", tt.vars, err, tt.invalid)
 		}
 	}
 }

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dota-data/ingestion-service/internal/config"
+	"github.com/dota-data/ingestion-service/internal/health"
+	"github.com/dota-data/ingestion-service/internal/kafkasink"
+	"github.com/dota-data/ingestion-service/internal/odlogs"
+	"github.com/dota-data/ingestion-service/internal/pipeline"
+	"github.com/dota-data/ingestion-service/internal/relay"
+	"github.com/dota-data/ingestion-service/internal/steamseq"
+	"github.com/dota-data/ingestion-service/internal/wsstream"
+)
+
+// source is the adapter SOURCE selects, as serve runs it: run reads until
+// ctx ends and hands every match to the pipeline; status is its readiness
+// check, reported under check.
+type source struct {
+	check  string
+	status func() health.Status
+	run    func(ctx context.Context) error
+	// where says where it reads from, for the start-up log line.
+	where string
+}
+
+// newSource builds the source cfg.Source names, feeding pipe. The Steam
+// scanner also needs the sink and the relay, to find where it stopped.
+func newSource(cfg config.Config, pipe *pipeline.Pipeline, sink *kafkasink.Sink, rl *relay.Relay, log *slog.Logger, reg prometheus.Registerer) (source, error) {
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ingestion_source_info",
+		Help: "1 for the active source of matches, by name.",
+	}, []string{"source"})
+	if err := reg.Register(info); err != nil {
+		return source{}, fmt.Errorf("register source metrics: %w", err)
+	}
+	info.WithLabelValues(cfg.Source).Set(1)
+
+	switch cfg.Source {
+	case config.SourceOpenDotaLogs:
+		src, err := odlogs.New(cfg.Logs, log.With("component", "opendota_logs"), reg)
+		if err != nil {
+			return source{}, err
+		}
+		return source{
+			check:  "opendota_logs",
+			status: src.Status,
+			run:    func(ctx context.Context) error { return src.Run(ctx, pipe) },
+			where:  cfg.Logs.URL,
+		}, nil
+	case config.SourceSteamSequence:
+		scanLog := log.With("component", "steam_sequence")
+		sc, err := steamseq.New(cfg.Steam, scanLog, reg)
+		if err != nil {
+			return source{}, err
+		}
+		return source{
+			check:  "steam_sequence",
+			status: sc.Status,
+			run: func(ctx context.Context) error {
+				return runScanner(ctx, sc, resumeFrom(sink, rl, sc, scanLog), pipe, scanLog)
+			},
+			where: cfg.Steam.BaseURL,
+		}, nil
+	default:
+		src, err := wsstream.New(cfg.Stream, log.With("component", "stream"), reg)
+		if err != nil {
+			return source{}, err
+		}
+		return source{
+			check:  "stream",
+			status: src.Status,
+			run:    func(ctx context.Context) error { return src.Run(ctx, pipe) },
+			where:  cfg.Stream.URL,
+		}, nil
+	}
+}
+
+// runScanner runs the scanner until ctx ends. Should the pipeline refuse
+// a match (the service is closing), the scanner stops with its position
+// just before it, and starts again from there a second later.
+func runScanner(ctx context.Context, sc *steamseq.Scanner, resume steamseq.ResumeFunc, h steamseq.Handler, log *slog.Logger) error {
+	for {
+		err := sc.Run(ctx, resume, h)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		log.Warn("Steam scanner stopped; starting again after its position", "error", err, "position", sc.Position())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// resumeFrom finds where the scanner stopped. Within one process that is
+// its own position. At start it is the highest match_seq_num in the topic,
+// read once the spool's backlog from an earlier run has reached Kafka:
+// what the spool held is then in the topic, so the scanner neither skips
+// nor repeats it.
+func resumeFrom(sink *kafkasink.Sink, rl *relay.Relay, sc *steamseq.Scanner, log *slog.Logger) steamseq.ResumeFunc {
+	return func(ctx context.Context) (int64, bool, error) {
+		if p := sc.Position(); p > 0 {
+			return p, true, nil
+		}
+		if err := waitDrained(ctx, rl, log); err != nil {
+			return 0, false, err
+		}
+		readCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		seq, ok, err := sink.HighestSeqNum(readCtx)
+		if err != nil {
+			return 0, false, fmt.Errorf("read the highest match_seq_num in Kafka: %w", err)
+		}
+		if ok {
+			log.Info("Resuming after the highest match_seq_num in Kafka", "match_seq_num", seq)
+		}
+		return seq, ok, nil
+	}
+}
+
+// waitDrained returns once the relay holds nothing: no match in memory,
+// in flight or in the spool.
+func waitDrained(ctx context.Context, rl *relay.Relay, log *slog.Logger) error {
+	logged := false
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		st := rl.Stats()
+		if st.Memory == 0 && st.InFlight == 0 && st.SpoolRecords == 0 {
+			return nil
+		}
+		if !logged {
+			logged = true
+			log.Info("Waiting for the spooled backlog to reach Kafka before reading the resume position",
+				"spooled", st.SpoolRecords, "in_flight", st.InFlight)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

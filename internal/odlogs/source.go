@@ -1,0 +1,283 @@
+package odlogs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dota-data/ingestion-service/internal/health"
+	"github.com/dota-data/ingestion-service/internal/match"
+)
+
+// Handler receives what the source reads.
+type Handler interface {
+	// Match publishes one match ID the source found. An error means it was not accepted (the service is shutting down or the buffer dropped it).
+	Match(ctx context.Context, m match.Match) error
+	// Reject counts and logs an item that should have held a match but did not.
+	Reject(ctx context.Context, reason match.Reason, item []byte)
+}
+
+// Source reads the log stream. Create it with New.
+type Source struct {
+	cfg     Config
+	client  *http.Client
+	log     *slog.Logger
+	state   *health.State
+	metrics *metrics
+	enabled [Parsed + 1]bool // by Kind
+	stream  *eventStream
+}
+
+// New returns a Source for cfg, its zero fields set to their defaults. It
+// fails if cfg does not pass Validate or the metrics cannot be registered
+// on reg. It does not connect.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("log source: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("log source: %w", err)
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	s := &Source{
+		cfg:     cfg,
+		client:  client,
+		log:     log,
+		state:   health.NewState("not connected yet"),
+		metrics: m,
+		stream:  newEventStream(cfg.MaxLineBytes, cfg.MaxEventBytes),
+	}
+	for _, ch := range cfg.Channels {
+		switch ch {
+		case ChannelAPI:
+			s.enabled[Insert] = true
+		case ChannelParsed:
+			s.enabled[Parsed] = true
+		}
+	}
+	return s, nil
+}
+
+// Status reports whether the stream is connected and being read, and
+// since when.
+func (s *Source) Status() health.Status { return s.state.Status() }
+
+// Run connects and reads until ctx ends, reconnecting after every failure
+// (no response, a status other than 200, a body that is not an event
+// stream, an idle or broken connection) with exponential backoff and
+// jitter, never sooner than a retry: field asked for. A reconnect sends
+// Last-Event-ID if the server gave events an ID. When ctx ends Run stops
+// reading, hands on the lines it already read, and returns nil. The
+// Handler is called on Run's goroutine, in stream order, with a context
+// that is not cancelled with ctx; a Handler that blocks stops the
+// reading. Run must not be called again before it returns.
+func (s *Source) Run(ctx context.Context, h Handler) error {
+	hctx := context.WithoutCancel(ctx)
+	attempt := 0
+	for {
+		connected, reason, err := s.session(ctx, hctx, h)
+		s.metrics.connected.Set(0)
+		if ctx.Err() != nil {
+			s.state.Set(false, "stopped")
+			return nil
+		}
+		if connected >= s.cfg.HealthyAfter {
+			attempt = 0
+		}
+		delay := s.backoff(attempt)
+		if r := min(s.stream.retry, s.cfg.BackoffMax); r > delay {
+			delay = r
+		}
+		attempt++
+		s.metrics.reconnects.WithLabelValues(reason).Inc()
+		s.state.Set(false, fmt.Sprintf("%s: %v", reason, err))
+		s.log.Warn("Log stream connection lost, reconnecting",
+			"reason", reason, "error", err, "attempt", attempt, "retry_in", delay.String(), "url", s.cfg.URL)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.state.Set(false, "stopped")
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// backoff returns the delay before reconnect attempt n (from 0): between
+// half and all of min(BackoffMax, BackoffMin * 2^n).
+func (s *Source) backoff(n int) time.Duration {
+	d := s.cfg.BackoffMax
+	if n < 32 {
+		if e := s.cfg.BackoffMin << n; e > 0 && e < d {
+			d = e
+		}
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// errIdle marks a connection on which nothing arrived for IdleTimeout.
+var errIdle = errors.New("nothing received within the idle timeout")
+
+// session makes one request and reads its response: it returns how long
+// the stream was read and why it ended.
+func (s *Source) session(ctx, hctx context.Context, h Handler) (time.Duration, string, error) {
+	reqCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	resp, err := s.connect(reqCtx, cancel)
+	if err != nil {
+		return 0, reasonConnectFailed, err
+	}
+	// A response body's Close error says nothing about the stream read.
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		// The start of the body, for the log, which often says why.
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return 0, reasonBadStatus, fmt.Errorf("unexpected status %s: %q", resp.Status, bytes.TrimSpace(head))
+	}
+	if ct := resp.Header.Get("Content-Type"); !isEventStream(ct) {
+		return 0, reasonBadContentType, fmt.Errorf("content type %q is not text/event-stream", ct)
+	}
+
+	start := time.Now()
+	s.metrics.connected.Set(1)
+	s.state.Set(true, "reading "+s.cfg.URL)
+	s.log.Info("Connected to log stream", "url", s.cfg.URL, "last_event_id", s.stream.lastID)
+	body := &idleReader{r: resp.Body, d: s.cfg.IdleTimeout}
+	body.timer = time.AfterFunc(body.d, func() { body.fired.Store(true); cancel() })
+	s.stream.reset(body)
+	err = s.read(hctx, h)
+	body.timer.Stop()
+	d := time.Since(start)
+	switch {
+	case body.fired.Load():
+		return d, reasonIdleTimeout, errIdle
+	case errors.Is(err, io.EOF):
+		return d, reasonClosed, errors.New("the server ended the stream")
+	}
+	return d, reasonLost, fmt.Errorf("read: %w", err)
+}
+
+// connect sends the request and waits for the response headers, for
+// ConnectTimeout at most; cancel cancels reqCtx.
+func (s *Source) connect(reqCtx context.Context, cancel context.CancelFunc) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, s.cfg.URL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("new request: %w", err)
+	}
+	for k, v := range s.cfg.Header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-cache")
+	if s.stream.lastID != "" {
+		req.Header.Set("Last-Event-ID", s.stream.lastID)
+	}
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(s.cfg.ConnectTimeout, func() { timedOut.Store(true); cancel() })
+	resp, err := s.client.Do(req)
+	if !timer.Stop() || timedOut.Load() {
+		if err == nil {
+			_ = resp.Body.Close() // the request is cancelled already
+		}
+		return nil, fmt.Errorf("no response within %v", s.cfg.ConnectTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return resp, nil
+}
+
+func isEventStream(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "text/event-stream"
+}
+
+// read hands on the lines of each event until the body ends.
+func (s *Source) read(hctx context.Context, h Handler) error {
+	for {
+		ev, err := s.stream.next()
+		if err != nil {
+			return err
+		}
+		if ev.long {
+			s.longLine(hctx, ev.data, h)
+			continue
+		}
+		if ev.dropped > 0 {
+			s.metrics.oversized.Add(float64(ev.dropped))
+		}
+		for data := ev.data; len(data) > 0; {
+			i := bytes.IndexByte(data, '\n') // every data line ends in LF
+			line := data[:i]
+			data = data[i+1:]
+			if !ev.message {
+				s.metrics.ignored.Inc()
+				continue
+			}
+			s.line(hctx, line, h)
+		}
+	}
+}
+
+// line hands on one data line.
+func (s *Source) line(ctx context.Context, line []byte, h Handler) {
+	kind, m, err := ParseLine(line)
+	if !s.enabled[kind] {
+		s.metrics.ignored.Inc()
+		return
+	}
+	if err != nil {
+		reason, _ := match.ReasonOf(err)
+		s.metrics.malformed.Inc()
+		h.Reject(ctx, reason, line)
+		return
+	}
+	s.metrics.lines[kind].Inc()
+	// An error means the Handler did not take m; it has counted and logged
+	// that, and the stream goes on.
+	_ = h.Match(ctx, m)
+}
+
+// longLine reports a data line too long to read whole, given its start.
+func (s *Source) longLine(ctx context.Context, head []byte, h Handler) {
+	if !s.enabled[headKind(head)] {
+		s.metrics.oversized.Inc()
+		return
+	}
+	s.metrics.malformed.Inc()
+	h.Reject(ctx, match.TooLarge, head)
+}
+
+// idleReader calls off its timer's alarm for another d whenever a read
+// returns bytes.
+type idleReader struct {
+	r     io.Reader
+	d     time.Duration
+	timer *time.Timer
+	fired atomic.Bool
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.timer.Reset(r.d)
+	}
+	return n, err
+}

@@ -1,0 +1,251 @@
+package steamseq
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dota-data/ingestion-service/internal/match"
+)
+
+// The paths of the endpoints, below Config.BaseURL.
+const (
+	sequencePath = "/IDOTA2Match_570/GetMatchHistoryBySequenceNum/V001/"
+	historyPath  = "/IDOTA2Match_570/GetMatchHistory/V001/"
+)
+
+// maxBodyBytes bounds an answer; a page of 100 matches is a few hundred KB.
+const maxBodyBytes = 32 << 20
+
+// callError is a failed call to Steam. Its text never holds the key.
+type callError struct {
+	outcome    string        // a metric outcome
+	retryAfter time.Duration // from a Retry-After header, 0 if none
+	err        error
+}
+
+func (e *callError) Error() string { return e.err.Error() }
+func (e *callError) Unwrap() error { return e.err }
+
+// outcomeOf returns the metric outcome of a call that ended with err.
+func outcomeOf(err error) string {
+	if err == nil {
+		return outcomeOK
+	}
+	var ce *callError
+	if errors.As(err, &ce) {
+		return ce.outcome
+	}
+	return outcomeNetwork
+}
+
+// get calls one endpoint with params (the key is added here) and returns
+// the body of a 200 answer. It returns ctx's error, unwrapped, when ctx
+// ends first; any other error is a *callError with the key redacted.
+func (s *Scanner) get(ctx context.Context, name, path string, params url.Values) ([]byte, error) {
+	q := url.Values{"key": {s.cfg.Key}}
+	for k, v := range params {
+		q[k] = v
+	}
+	target := s.base + path + "?" + q.Encode()
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, &callError{outcome: outcomeClientError, err: errors.New(s.redact(err.Error()))}
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := s.cfg.HTTPClient.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &callError{outcome: outcomeNetwork, err: fmt.Errorf("%s: %w", name, s.redactError(err))}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &callError{outcome: outcomeNetwork, err: fmt.Errorf("%s: read answer: %w", name, s.redactError(err))}
+	}
+	status := fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	switch c := resp.StatusCode; {
+	case c == http.StatusTooManyRequests:
+		return nil, &callError{outcome: outcomeRateLimited, retryAfter: retryAfter(resp.Header), err: fmt.Errorf("%s: %s", name, status)}
+	case c >= 500:
+		return nil, &callError{outcome: outcomeServerError, retryAfter: retryAfter(resp.Header), err: fmt.Errorf("%s: %s", name, status)}
+	case c == http.StatusUnauthorized || c == http.StatusForbidden:
+		return nil, &callError{outcome: outcomeClientError, err: fmt.Errorf("%s: %s: Steam refused the API key", name, status)}
+	case c != http.StatusOK:
+		return nil, &callError{outcome: outcomeClientError, err: fmt.Errorf("%s: %s", name, status)}
+	}
+	if len(body) > maxBodyBytes {
+		return nil, s.badResponse(name, fmt.Errorf("answer larger than %d bytes", maxBodyBytes))
+	}
+	return body, nil
+}
+
+// redact removes the key, raw and URL-encoded, from text.
+func (s *Scanner) redact(text string) string { return s.redactor.Replace(text) }
+
+// redactError returns err with the key removed from its text. A
+// *url.Error, which net/http returns with the request's URL in it, keeps
+// its type and its cause when the cause does not show the key.
+func (s *Scanner) redactError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && s.redact(ue.Err.Error()) == ue.Err.Error() {
+		return &url.Error{Op: ue.Op, URL: s.redact(ue.URL), Err: ue.Err}
+	}
+	return errors.New(s.redact(err.Error()))
+}
+
+func (s *Scanner) badResponse(name string, err error) error {
+	return &callError{outcome: outcomeBadResponse, err: errors.New(s.redact(name + ": bad answer: " + err.Error()))}
+}
+
+// retryAfter reads a Retry-After header, in seconds or as an HTTP date; 0
+// if there is none or it makes no sense.
+func retryAfter(h http.Header) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, int64(MaxRetryAfter/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(time.Until(t), 0), MaxRetryAfter)
+	}
+	return 0
+}
+
+// result is the part of an answer both endpoints share.
+type result struct {
+	Result *struct {
+		Status       *int              `json:"status"`
+		StatusDetail string            `json:"statusDetail"`
+		Matches      []json.RawMessage `json:"matches"`
+	} `json:"result"`
+}
+
+// decodeResult returns the match entries of an answer whose status is 1.
+func decodeResult(body []byte) ([]json.RawMessage, error) {
+	var r result
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("not JSON of the expected shape: %w (starts %s)", err, excerpt(body, 64))
+	}
+	switch {
+	case r.Result == nil:
+		return nil, fmt.Errorf("no result (starts %s)", excerpt(body, 64))
+	case r.Result.Status == nil:
+		return nil, errors.New("result has no status")
+	case *r.Result.Status != 1 && r.Result.StatusDetail != "":
+		return nil, fmt.Errorf("status %d: %s", *r.Result.Status, excerpt([]byte(r.Result.StatusDetail), 200))
+	case *r.Result.Status != 1:
+		return nil, fmt.Errorf("status %d", *r.Result.Status)
+	}
+	return r.Result.Matches, nil
+}
+
+// entry is one match entry of a page.
+type entry struct {
+	m      match.Match  // SeqNum always set; ID 0 if rejected
+	reason match.Reason // why the entry holds no match, if it does not
+	raw    []byte       // the entry, for Reject
+}
+
+// seqFields are the members of an entry besides match_id that are read.
+type seqFields struct {
+	SeqNum    json.RawMessage `json:"match_seq_num"`
+	StartTime json.RawMessage `json:"start_time"`
+}
+
+// decodePage returns the entries of a GetMatchHistoryBySequenceNum answer
+// asked from start. Every entry must have a match_seq_num, at least start
+// and above the one before; an entry whose match_id is not valid is kept,
+// with its reason, for the handler to reject.
+func decodePage(body []byte, start int64) ([]entry, error) {
+	raws, err := decodeResult(body)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]entry, 0, len(raws))
+	prev := start - 1
+	for i, raw := range raws {
+		var f seqFields
+		if err := json.Unmarshal(raw, &f); err != nil {
+			return nil, fmt.Errorf("match %d of the page is not an object: %s", i, excerpt(raw, 64))
+		}
+		seq, ok := positive(f.SeqNum)
+		if !ok {
+			return nil, fmt.Errorf("match %d of the page has no valid match_seq_num: %s", i, excerpt(raw, 64))
+		}
+		if seq <= prev {
+			if i == 0 {
+				return nil, fmt.Errorf("page asked from seq %d starts at seq %d", start, seq)
+			}
+			return nil, fmt.Errorf("seqs out of order: %d follows %d", seq, prev)
+		}
+		prev = seq
+		e := entry{raw: raw}
+		e.m, err = match.Parse(raw)
+		if err != nil {
+			e.reason, _ = match.ReasonOf(err)
+		}
+		e.m.SeqNum = seq
+		if t, ok := positive(f.StartTime); ok && e.reason == "" {
+			e.m.StartTime = t
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
+
+// decodeHead returns the highest match_seq_num in a GetMatchHistory answer.
+func decodeHead(body []byte) (int64, error) {
+	raws, err := decodeResult(body)
+	if err != nil {
+		return 0, err
+	}
+	var head int64
+	for _, raw := range raws {
+		var f seqFields
+		if json.Unmarshal(raw, &f) != nil {
+			continue
+		}
+		if seq, ok := positive(f.SeqNum); ok && seq > head {
+			head = seq
+		}
+	}
+	if head == 0 {
+		return 0, errors.New("no match with a match_seq_num")
+	}
+	return head, nil
+}
+
+// positive parses a JSON integer literal above 0.
+func positive(raw json.RawMessage) (int64, bool) {
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64)
+	return n, err == nil && n > 0
+}
+
+// excerpt returns the first n bytes of b, marked when cut, for messages.
+func excerpt(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "…"
+}
