@@ -1,0 +1,117 @@
+package fleet
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dota-data/ingestion-service/internal/kafkatest"
+)
+
+type member struct {
+	e    *Elector
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func startMember(t *testing.T, cluster *kafkatest.Cluster, cfg Config, name string) *member {
+	t.Helper()
+	opts := append([]kgo.Opt{kgo.SeedBrokers(cluster.Brokers...), kgo.ClientID(name)}, cluster.Opts...)
+	e, err := New(cfg, opts, slog.New(slog.DiscardHandler).With("member", name), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &member{e: e, stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		if err := e.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-m.done })
+	return m
+}
+
+// oneLeader waits until exactly one of ms leads and returns it.
+func oneLeader(t *testing.T, ms []*member, timeout time.Duration) *member {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var leading []*member
+		for _, m := range ms {
+			if m.e.Role() == Leader {
+				leading = append(leading, m)
+			}
+		}
+		if len(leading) == 1 {
+			return leading[0]
+		}
+		if len(leading) > 1 {
+			t.Fatalf("%d members lead at once", len(leading))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no leader after %s", timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestOneLeaderAndHandOver(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	cfg := Config{Group: "fleet-" + strconv.FormatInt(time.Now().UnixNano(), 36), Topic: "leader-" + strconv.FormatInt(time.Now().UnixNano(), 36), SessionTimeout: 6 * time.Second}
+	var ms []*member
+	for i := range 3 {
+		ms = append(ms, startMember(t, cluster, cfg, "replica-"+strconv.Itoa(i)))
+	}
+	first := oneLeader(t, ms, 30*time.Second)
+	if got := testutil.ToFloat64(first.e.leader); got != 1 {
+		t.Fatalf("leader gauge = %v", got)
+	}
+	if st := first.e.Status(); !st.Up || st.Detail != "leader" {
+		t.Fatalf("leader status = %+v", st)
+	}
+
+	// The leader shuts down and leaves the group: another leads, well
+	// before the session timeout.
+	start := time.Now()
+	first.stop()
+	<-first.done
+	if first.e.Role() != Standby || testutil.ToFloat64(first.e.leader) != 0 {
+		t.Fatalf("a stopped member still leads")
+	}
+	var rest []*member
+	for _, m := range ms {
+		if m != first {
+			rest = append(rest, m)
+		}
+	}
+	second := oneLeader(t, rest, 30*time.Second)
+	t.Logf("hand-over took %s", time.Since(start))
+	if testutil.ToFloat64(second.e.promotions) != 1 {
+		t.Fatalf("promotions = %v", testutil.ToFloat64(second.e.promotions))
+	}
+
+	// Stability: nobody else takes over while the leader lives.
+	for range 20 {
+		if second.e.Role() != Leader {
+			t.Fatal("the leader lost its role with nothing happening")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	if _, err := New(Config{}, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry()); err == nil {
+		t.Fatal("New without a group succeeded")
+	}
+	if _, err := New(Config{Group: "g", SessionTimeout: time.Millisecond}, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry()); err == nil {
+		t.Fatal("New with a 1 ms session timeout succeeded")
+	}
+}
