@@ -109,7 +109,7 @@ func resumeFrom(sink *kafkasink.Sink, rl *relay.Relay, sc *steamseq.Scanner, log
 		if p := sc.Position(); p > 0 {
 			return p, true, nil
 		}
-		if err := waitDrained(ctx, rl, log); err != nil {
+		if err := waitRelayEmpty(ctx, rl, log); err != nil {
 			return 0, false, err
 		}
 		readCtx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -125,9 +125,9 @@ func resumeFrom(sink *kafkasink.Sink, rl *relay.Relay, sc *steamseq.Scanner, log
 	}
 }
 
-// waitDrained returns once the relay holds nothing: no match in memory,
+// waitRelayEmpty returns once the relay holds nothing: no match in memory,
 // in flight or in the spool.
-func waitDrained(ctx context.Context, rl *relay.Relay, log *slog.Logger) error {
+func waitRelayEmpty(ctx context.Context, rl *relay.Relay, log *slog.Logger) error {
 	logged := false
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
