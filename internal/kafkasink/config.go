@@ -51,6 +51,18 @@ type Config struct {
 	// TopicReplicationFactor is the replication factor of a created topic;
 	// zero or -1 means the brokers' default (default.replication.factor).
 	TopicReplicationFactor int16
+	// TransactionalID, when set, makes the sink a fenced single writer for
+	// a fleet of replicas: it produces nothing until Activate, then writes
+	// through a transactional producer with this ID, committing every
+	// CommitInterval, and reports a record delivered only once its
+	// transaction commits. Every replica uses the same ID, so the broker
+	// refuses the writes of a replica that no longer leads once another
+	// has activated. Empty (the default) keeps the idempotent producer.
+	TransactionalID string
+	// CommitInterval is how often an active transactional sink commits;
+	// default 100ms. Records wait up to this long (plus the commit) before
+	// consumers reading committed data see them.
+	CommitInterval time.Duration
 	// ExtraOpts are appended to the client options the sink builds; tests
 	// and callers with special needs (TLS, SASL) use them.
 	ExtraOpts []kgo.Opt
@@ -66,11 +78,15 @@ const (
 	DefaultProbeInterval      = 5 * time.Second
 	DefaultProbeTimeout       = 5 * time.Second
 	DefaultStallAfter         = 15 * time.Second
+	DefaultCommitInterval     = 100 * time.Millisecond
 )
 
 func (c Config) withDefaults() Config {
 	if c.ClientID == "" {
 		c.ClientID = DefaultClientID
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = DefaultCommitInterval
 	}
 	if c.Compression == "" {
 		c.Compression = DefaultCompression

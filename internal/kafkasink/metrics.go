@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 type metrics struct {
@@ -12,9 +11,12 @@ type metrics struct {
 	failed    *prometheus.CounterVec
 	latency   prometheus.Histogram
 	up        prometheus.Gauge
+
+	transactions *prometheus.CounterVec
+	fenced       prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, client *kgo.Client) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, buffered func() int64) (*metrics, error) {
 	m := &metrics{
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ingestion_matches_published_total",
@@ -33,15 +35,25 @@ func newMetrics(reg prometheus.Registerer, client *kgo.Client) (*metrics, error)
 			Name: "ingestion_kafka_ready",
 			Help: "1 while Kafka accepts the service's records, else 0.",
 		}),
+		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ingestion_kafka_transactions_total",
+			Help: "Transactions ended by the fleet's single writer, by outcome (committed, aborted).",
+		}, []string{"outcome"}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ingestion_kafka_fenced_total",
+			Help: "Times the transactional producer was fenced (another replica took over) or could not go on.",
+		}),
 	}
-	for _, class := range []string{"client_closed", "delivery_timeout", "retries_exhausted", "canceled", "other"} {
+	m.transactions.WithLabelValues("committed")
+	m.transactions.WithLabelValues("aborted")
+	for _, class := range []string{"client_closed", "delivery_timeout", "retries_exhausted", "canceled", "fenced", "not_leader", "other"} {
 		m.failed.WithLabelValues(class)
 	}
-	buffered := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "ingestion_buffered_records",
 		Help: "Records handed to the Kafka client and not yet acknowledged.",
-	}, func() float64 { return float64(client.BufferedProduceRecords()) })
-	for _, c := range []prometheus.Collector{m.published, m.failed, m.latency, m.up, buffered} {
+	}, func() float64 { return float64(buffered()) })
+	for _, c := range []prometheus.Collector{m.published, m.failed, m.latency, m.up, gauge, m.transactions, m.fenced} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

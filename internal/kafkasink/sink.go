@@ -41,6 +41,9 @@ type Sink struct {
 	state   *health.State
 	promise func(*kgo.Record, error)
 
+	clientLog kgo.Logger
+	txn       txn // with a TransactionalID: the fleet's single writer
+
 	closed        atomic.Bool
 	missingLogged atomic.Bool
 	published     atomic.Int64
@@ -65,13 +68,13 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Sink, error)
 		log:   log,
 		state: health.NewState("no metadata response from the brokers yet"),
 	}
-	clientLog := log.With("client", "franz-go")
-	opts = append([]kgo.Opt{kgo.WithLogger(kslog.New(clientLog))}, opts...)
+	s.clientLog = kslog.New(log.With("client", "franz-go"))
+	opts = append([]kgo.Opt{kgo.WithLogger(s.clientLog)}, opts...)
 	s.client, err = kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink: new client: %w", err)
 	}
-	s.metrics, err = newMetrics(reg, s.client)
+	s.metrics, err = newMetrics(reg, s.Buffered)
 	if err != nil {
 		s.client.Close()
 		return nil, fmt.Errorf("kafka sink: %w", err)
@@ -167,33 +170,60 @@ func (s *Sink) Produce(ctx context.Context, m match.Match, token uint64, done De
 	r.Timestamp = time.Now()
 	r.ctx = recordContext{Context: context.Background(), r: r}
 	r.Record.Context = &r.ctx
+	if s.transactional() {
+		s.txn.gate.RLock()
+		defer s.txn.gate.RUnlock()
+		if s.txn.cl == nil {
+			return ErrNotLeader
+		}
+		s.txn.cl.Produce(ctx, &r.Record, s.promise)
+		return nil
+	}
 	s.client.Produce(ctx, &r.Record, s.promise)
 	return nil
 }
 
 func (s *Sink) onDelivery(kr *kgo.Record, err error) {
-	var r *record
-	if rc, ok := kr.Context.(*recordContext); ok {
-		r = rc.r
+	r := kr.Context.(*recordContext).r
+	switch {
+	case err != nil:
+		s.deliveryFailed(r, err)
+	case s.transactional():
+		// Acknowledged, but delivered only once its transaction commits.
+		s.txn.mu.Lock()
+		s.txn.pending = append(s.txn.pending, r)
+		s.txn.mu.Unlock()
+	default:
+		s.delivered(r)
 	}
+}
+
+// delivered counts r as published and tells its owner.
+func (s *Sink) delivered(r *record) {
 	now := time.Now()
-	if err == nil {
-		s.published.Add(1)
-		s.lastAckNS.Store(now.UnixNano())
-		s.metrics.published.Inc()
-		s.metrics.latency.Observe(now.Sub(kr.Timestamp).Seconds())
-		if s.log.Enabled(context.Background(), slog.LevelDebug) {
-			s.log.Debug("Published match", "match_id", string(kr.Key), "partition", kr.Partition, "offset", kr.Offset)
-		}
-	} else {
-		s.failed.Add(1)
-		s.lastErrNS.Store(now.UnixNano())
-		msg := err.Error()
-		s.lastErr.Store(&msg)
-		s.metrics.failed.WithLabelValues(errorClass(err)).Inc()
-		s.log.Error("Failed to publish match", "match_id", string(kr.Key), "topic", kr.Topic, "error", err)
+	s.published.Add(1)
+	s.lastAckNS.Store(now.UnixNano())
+	s.metrics.published.Inc()
+	s.metrics.latency.Observe(now.Sub(r.Timestamp).Seconds())
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("Published match", "match_id", string(r.Key), "partition", r.Partition, "offset", r.Offset)
 	}
-	if r != nil && r.done != nil {
+	if r.done != nil {
+		r.done(r.token, nil)
+	}
+}
+
+// deliveryFailed counts and logs r as failed and tells its owner.
+func (s *Sink) deliveryFailed(r *record, err error) {
+	s.failed.Add(1)
+	s.lastErrNS.Store(time.Now().UnixNano())
+	msg := err.Error()
+	s.lastErr.Store(&msg)
+	s.metrics.failed.WithLabelValues(errorClass(err)).Inc()
+	if !errors.Is(err, ErrNotLeader) {
+		s.log.Error("Failed to publish match", "match_id", string(r.Key), "topic", r.Topic, "error", err)
+	}
+	if r.done != nil {
 		r.done(r.token, err)
 	}
 }
@@ -202,6 +232,10 @@ func (s *Sink) onDelivery(kr *kgo.Record, err error) {
 func errorClass(err error) string {
 	var ke *kerr.Error
 	switch {
+	case errors.Is(err, ErrFenced):
+		return "fenced"
+	case errors.Is(err, ErrNotLeader):
+		return "not_leader"
 	case errors.Is(err, kgo.ErrClientClosed):
 		return "client_closed"
 	case errors.Is(err, kgo.ErrRecordTimeout):
@@ -223,7 +257,17 @@ func (s *Sink) Published() int64 { return s.published.Load() }
 func (s *Sink) Failed() int64 { return s.failed.Load() }
 
 // Buffered returns how many records await an acknowledgement.
-func (s *Sink) Buffered() int64 { return s.client.BufferedProduceRecords() }
+func (s *Sink) Buffered() int64 {
+	if s.transactional() {
+		s.txn.gate.RLock()
+		defer s.txn.gate.RUnlock()
+		if s.txn.cl == nil {
+			return 0
+		}
+		return s.txn.cl.BufferedProduceRecords()
+	}
+	return s.client.BufferedProduceRecords()
+}
 
 // Status reports whether Kafka currently accepts the sink's records.
 func (s *Sink) Status() health.Status { return s.state.Status() }
@@ -233,6 +277,11 @@ func (s *Sink) Status() health.Status { return s.state.Status() }
 // records fail or stay unacknowledged for StallAfter. It returns nil when
 // ctx ends.
 func (s *Sink) Run(ctx context.Context) error {
+	if s.transactional() {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() { defer close(done); s.runCommits(ctx) }()
+	}
 	t := time.NewTicker(s.cfg.ProbeInterval)
 	defer t.Stop()
 	for {
@@ -269,7 +318,7 @@ func (s *Sink) probe(ctx context.Context) {
 		s.setDown("records are failing: " + reason)
 		return
 	}
-	if buffered := s.client.BufferedProduceRecords(); buffered > 0 && s.lastAckNS.Load() != 0 && now.Sub(lastAck) > s.cfg.StallAfter {
+	if buffered := s.Buffered(); buffered > 0 && s.lastAckNS.Load() != 0 && now.Sub(lastAck) > s.cfg.StallAfter {
 		s.setDown(fmt.Sprintf("%d records buffered and none acknowledged for %s", buffered, now.Sub(lastAck).Round(time.Second)))
 		return
 	}
@@ -352,6 +401,15 @@ func (s *Sink) checkTopic(ctx context.Context) error {
 // Flush sends every buffered record now, without waiting for the linger,
 // and returns once all are acknowledged or failed, or ctx ends.
 func (s *Sink) Flush(ctx context.Context) error {
+	if s.transactional() {
+		// Commit now: what the transaction holds is delivered.
+		s.txn.gate.Lock()
+		defer s.txn.gate.Unlock()
+		if s.txn.cl != nil {
+			s.endLocked(ctx, true)
+		}
+		return ctx.Err()
+	}
 	return s.client.Flush(ctx)
 }
 
@@ -364,6 +422,9 @@ func (s *Sink) Close(ctx context.Context) error {
 		return nil
 	}
 	var err error
+	if s.transactional() {
+		s.Deactivate(ctx) // commits what it can; the rest is reported failed
+	}
 	if ferr := s.client.Flush(ctx); ferr != nil {
 		err = fmt.Errorf("kafka sink: flush: %d records unacknowledged: %w", s.client.BufferedProduceRecords(), ferr)
 	}

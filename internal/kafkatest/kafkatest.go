@@ -120,13 +120,32 @@ func (c *Cluster) ReadAll(t testing.TB, topic string, want int, timeout time.Dur
 }
 
 // ReadToEnd consumes topic from the start up to the end each partition
-// has now, and returns every record, duplicates included. It fails t on an
-// error or if the end is not reached within timeout.
+// has now, and returns every record, duplicates and records of aborted
+// transactions included. It fails t on an error or if the end is not
+// reached within timeout.
 func (c *Cluster) ReadToEnd(t testing.TB, topic string, timeout time.Duration) []*kgo.Record {
+	t.Helper()
+	return c.readToEnd(t, topic, timeout, false)
+}
+
+// ReadCommitted is ReadToEnd as a consumer reading committed data sees
+// the topic: up to each partition's last stable offset, without the
+// records of aborted or open transactions.
+func (c *Cluster) ReadCommitted(t testing.TB, topic string, timeout time.Duration) []*kgo.Record {
+	t.Helper()
+	return c.readToEnd(t, topic, timeout, true)
+}
+
+func (c *Cluster) readToEnd(t testing.TB, topic string, timeout time.Duration, committed bool) []*kgo.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	ends, err := c.Admin(t).ListEndOffsets(ctx, topic)
+	adm := c.Admin(t)
+	list := adm.ListEndOffsets
+	if committed {
+		list = adm.ListCommittedOffsets
+	}
+	ends, err := list(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
@@ -139,11 +158,17 @@ func (c *Cluster) ReadToEnd(t testing.TB, topic string, timeout time.Duration) [
 			left[o.Partition] = o.Offset
 		}
 	})
-	cl, err := kgo.NewClient(append([]kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	}, c.Opts...)...)
+		// Transaction markers may end a partition: see them, to know it.
+		kgo.KeepControlRecords(),
+	}
+	if committed {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(append(opts, c.Opts...)...)
 	if err != nil {
 		t.Fatalf("consumer: %v", err)
 	}
@@ -158,7 +183,9 @@ func (c *Cluster) ReadToEnd(t testing.TB, topic string, timeout time.Duration) [
 			t.Fatalf("fetch %s/%d: %v", topic, p, err)
 		})
 		fetches.EachRecord(func(r *kgo.Record) {
-			out = append(out, r)
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
 			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
 				delete(left, r.Partition)
 			}

@@ -1,0 +1,235 @@
+package kafkasink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Errors of a transactional sink (Config.TransactionalID).
+var (
+	// ErrNotLeader is returned by Produce while a transactional sink is not
+	// active: this replica does not lead the fleet.
+	ErrNotLeader = errors.New("kafka sink: this replica does not lead; not writing")
+	// ErrFenced is given to the records of a transaction the broker refused
+	// because another replica's producer with the same transactional ID
+	// started since: this replica no longer leads.
+	ErrFenced = errors.New("kafka sink: fenced by another replica's writer")
+)
+
+// txn is the state of a transactional sink. Produce holds gate for reading
+// while it hands a record to the client; commits and (de)activation hold it
+// for writing, so no record is produced while a transaction ends.
+type txn struct {
+	gate sync.RWMutex
+	cl   *kgo.Client // the transactional client; nil while inactive
+
+	mu      sync.Mutex
+	pending []*record // acknowledged in the open transaction, not yet committed
+
+	onFenced func() // told, once per activation, that the sink was fenced
+}
+
+// transactional reports whether the sink writes through transactions.
+func (s *Sink) transactional() bool { return s.cfg.TransactionalID != "" }
+
+// Active reports whether a transactional sink is writing. A sink that is
+// not transactional is always active.
+func (s *Sink) Active() bool {
+	if !s.transactional() {
+		return true
+	}
+	s.txn.gate.RLock()
+	defer s.txn.gate.RUnlock()
+	return s.txn.cl != nil
+}
+
+// Activate makes a transactional sink write: it starts a transactional
+// producer and loads its producer ID, which fences any other producer with
+// the same transactional ID (the broker aborts that producer's open
+// transaction and refuses its further writes), then opens a transaction.
+// onFenced, if not nil, is called (once, from a sink goroutine) if this
+// producer is fenced in turn. Activate does nothing if the sink is already
+// active, and returns an error if the producer cannot start before ctx
+// ends.
+func (s *Sink) Activate(ctx context.Context, onFenced func()) error {
+	if !s.transactional() {
+		return errors.New("kafka sink: Activate needs a TransactionalID")
+	}
+	s.txn.gate.Lock()
+	defer s.txn.gate.Unlock()
+	if s.txn.cl != nil {
+		return nil
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	opts, err := s.cfg.clientOpts()
+	if err != nil {
+		return err
+	}
+	opts = append(opts,
+		kgo.WithLogger(s.clientLog),
+		kgo.TransactionalID(s.cfg.TransactionalID),
+		// A transaction outlives a commit interval only when Kafka is
+		// slow; past this the coordinator aborts it. Brokers refuse more
+		// than transaction.max.timeout.ms, 15 minutes by default.
+		kgo.TransactionTimeout(min(max(time.Minute, 10*s.cfg.CommitInterval), 15*time.Minute)),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka sink: transactional client: %w", err)
+	}
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		cl.Close()
+		return fmt.Errorf("kafka sink: start the transactional producer %q: %w", s.cfg.TransactionalID, err)
+	}
+	if err := cl.BeginTransaction(); err != nil {
+		cl.Close()
+		return fmt.Errorf("kafka sink: begin a transaction: %w", err)
+	}
+	s.txn.cl = cl
+	s.txn.onFenced = onFenced
+	s.log.Info("Writing to Kafka as the fleet's single writer", "transactional_id", s.cfg.TransactionalID)
+	return nil
+}
+
+// Deactivate stops a transactional sink writing: the open transaction is
+// committed within ctx if it can be (so that what Kafka acknowledged is
+// delivered), else aborted, and its records are reported failed; then the
+// producer is closed. It does nothing on an inactive sink.
+func (s *Sink) Deactivate(ctx context.Context) {
+	if !s.transactional() {
+		return
+	}
+	s.txn.gate.Lock()
+	defer s.txn.gate.Unlock()
+	if s.txn.cl == nil {
+		return
+	}
+	s.endLocked(ctx, false)
+	s.closeTxnLocked(ErrNotLeader)
+	s.log.Info("Stopped writing to Kafka")
+}
+
+// closeTxnLocked closes the transactional client, failing whatever it
+// still holds with cause. gate must be held for writing.
+func (s *Sink) closeTxnLocked(cause error) {
+	cl := s.txn.cl
+	s.txn.cl = nil
+	s.failPending(cause)
+	cl.Close() // fails the records it still buffers, through the promise
+}
+
+// failPending reports every record of the open transaction failed.
+func (s *Sink) failPending(cause error) {
+	s.txn.mu.Lock()
+	batch := s.txn.pending
+	s.txn.pending = nil
+	s.txn.mu.Unlock()
+	for _, r := range batch {
+		s.deliveryFailed(r, cause)
+	}
+}
+
+// runCommits commits the open transaction every CommitInterval until ctx
+// ends.
+func (s *Sink) runCommits(ctx context.Context) {
+	t := time.NewTicker(s.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.txn.gate.Lock()
+		if s.txn.cl != nil {
+			s.endLocked(ctx, true)
+		}
+		s.txn.gate.Unlock()
+	}
+}
+
+// endLocked ends the open transaction: it flushes, commits, reports the
+// committed records delivered, and opens the next transaction if again.
+// On failure it aborts, reports the records failed (the relay sends them
+// again), and, if the producer was fenced, closes it. gate must be held for
+// writing and the sink active.
+func (s *Sink) endLocked(ctx context.Context, again bool) {
+	cl := s.txn.cl
+	flushErr := cl.Flush(ctx)
+	s.txn.mu.Lock()
+	batch := s.txn.pending
+	s.txn.pending = nil
+	s.txn.mu.Unlock()
+	try := kgo.TryCommit
+	if flushErr != nil {
+		try = kgo.TryAbort
+	}
+	err := cl.EndTransaction(ctx, try)
+	if err == nil && flushErr == nil {
+		s.metrics.transactions.WithLabelValues("committed").Inc()
+		for _, r := range batch {
+			s.delivered(r)
+		}
+		if again {
+			if err := cl.BeginTransaction(); err != nil {
+				s.fenced(fmt.Errorf("begin a transaction: %w", err))
+			}
+		}
+		return
+	}
+	cause := errors.Join(flushErr, err)
+	s.metrics.transactions.WithLabelValues("aborted").Inc()
+	failure := fmt.Errorf("transaction not committed: %w", cause)
+	if isFenced(cause) {
+		failure = fmt.Errorf("%w: %w", ErrFenced, cause)
+	}
+	for _, r := range batch {
+		s.deliveryFailed(r, failure)
+	}
+	if err != nil && try == kgo.TryCommit {
+		// The documented way out of a failed commit is an abort.
+		err = cl.EndTransaction(ctx, kgo.TryAbort)
+	}
+	if isFenced(cause) || isFenced(err) {
+		s.fenced(cause)
+		return
+	}
+	if err != nil {
+		s.fenced(fmt.Errorf("abort after a failed commit: %w", err))
+		return
+	}
+	s.log.Warn("Kafka transaction aborted; its records will be sent again", "error", cause, "records", len(batch))
+	if again {
+		if err := cl.BeginTransaction(); err != nil {
+			s.fenced(fmt.Errorf("begin a transaction: %w", err))
+		}
+	}
+}
+
+// fenced closes the transactional producer after the broker refused it
+// (or it cannot go on), and tells the owner. gate must be held for writing.
+func (s *Sink) fenced(cause error) {
+	s.log.Error("The Kafka transactional producer was fenced or failed; this replica stops writing", "error", cause)
+	s.metrics.fenced.Inc()
+	onFenced := s.txn.onFenced
+	s.txn.onFenced = nil
+	s.closeTxnLocked(fmt.Errorf("%w: %w", ErrFenced, cause))
+	if onFenced != nil {
+		go onFenced()
+	}
+}
+
+// isFenced reports whether err says another producer took over the
+// transactional ID.
+func isFenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.InvalidProducerIDMapping) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
+}

@@ -1,0 +1,205 @@
+package kafkasink
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/dota-data/ingestion-service/internal/kafkatest"
+	"github.com/dota-data/ingestion-service/internal/match"
+)
+
+// outcomes records what the sink reported for each token.
+type outcomes struct {
+	mu   sync.Mutex
+	errs map[uint64]error
+	ch   chan struct{}
+}
+
+func newOutcomes() *outcomes { return &outcomes{errs: map[uint64]error{}, ch: make(chan struct{}, 1)} }
+
+func (o *outcomes) done(token uint64, err error) {
+	o.mu.Lock()
+	o.errs[token] = err
+	o.mu.Unlock()
+	select {
+	case o.ch <- struct{}{}:
+	default:
+	}
+}
+
+func (o *outcomes) count() (ok, failed int, last error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, err := range o.errs {
+		if err == nil {
+			ok++
+		} else {
+			failed, last = failed+1, err
+		}
+	}
+	return ok, failed, last
+}
+
+func (o *outcomes) waitFor(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		if ok, failed, _ := o.count(); ok+failed >= n {
+			return
+		}
+		select {
+		case <-o.ch:
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			ok, failed, _ := o.count()
+			t.Fatalf("%d of %d outcomes (%d ok, %d failed)", ok+failed, n, ok, failed)
+		}
+	}
+}
+
+func produceRange(t *testing.T, s *Sink, o *outcomes, from, to int64) {
+	t.Helper()
+	for id := from; id < to; id++ {
+		if err := s.Produce(context.Background(), match.Match{ID: id}, uint64(id), o.done); err != nil {
+			t.Fatalf("Produce %d: %v", id, err)
+		}
+	}
+}
+
+func keys(t *testing.T, cluster *kafkatest.Cluster, topic string, committed bool) map[int64]int {
+	t.Helper()
+	read := cluster.ReadToEnd
+	if committed {
+		read = cluster.ReadCommitted
+	}
+	got := map[int64]int{}
+	for _, r := range read(t, topic, 30*time.Second) {
+		id, _ := strconv.ParseInt(string(r.Key), 10, 64)
+		got[id]++
+	}
+	return got
+}
+
+func TestTransactionalSinkWritesOnlyWhileActive(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	cfg := Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: "txn-" + topic, CommitInterval: 20 * time.Millisecond}
+	s, reg, _ := newSink(t, cfg)
+	runSink(t, s)
+	o := newOutcomes()
+
+	if s.Active() {
+		t.Fatal("a transactional sink is active before Activate")
+	}
+	if err := s.Produce(context.Background(), match.Match{ID: 1}, 1, o.done); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("Produce while inactive = %v, want ErrNotLeader", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Activate(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	produceRange(t, s, o, 1, 2001)
+	o.waitFor(t, 2000)
+	if ok, failed, err := o.count(); ok != 2000 || failed != 0 {
+		t.Fatalf("%d delivered, %d failed (%v)", ok, failed, err)
+	}
+	if got := testutil.ToFloat64(s.metrics.transactions.WithLabelValues("committed")); got < 1 {
+		t.Fatalf("committed transactions = %v", got)
+	}
+	got := keys(t, cluster, topic, true)
+	if len(got) != 2000 {
+		t.Fatalf("a committed read sees %d matches, want 2000", len(got))
+	}
+	_ = reg
+
+	// Deactivate commits what is open and stops writing.
+	produceRange(t, s, o, 2001, 2101)
+	s.Deactivate(ctx)
+	o.waitFor(t, 2100)
+	if ok, failed, err := o.count(); ok != 2100 || failed != 0 {
+		t.Fatalf("after Deactivate: %d delivered, %d failed (%v)", ok, failed, err)
+	}
+	if err := s.Produce(context.Background(), match.Match{ID: 9}, 9, o.done); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("Produce after Deactivate = %v, want ErrNotLeader", err)
+	}
+}
+
+// TestTransactionalSinkIsFenced: a second sink with the same transactional
+// ID activates while the first still believes it leads. The first's open
+// transaction is aborted by the broker: its records never reach a reader
+// of committed data, they are reported failed (to be sent again by
+// whoever leads), and the first sink stops writing.
+func TestTransactionalSinkIsFenced(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	id := "txn-" + topic
+	old, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: time.Hour})
+	runSink(t, old)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fenced := make(chan struct{})
+	if err := old.Activate(ctx, func() { close(fenced) }); err != nil {
+		t.Fatal(err)
+	}
+	o := newOutcomes()
+	produceRange(t, old, o, 1, 501)
+	if err := old.Flush(ctx); err != nil { // commits 1..500
+		t.Fatal(err)
+	}
+	produceRange(t, old, o, 501, 1001) // left open: the commit interval is an hour
+	if err := old.txn.cl.Flush(ctx); err != nil {
+		t.Fatal(err) // acknowledged, not committed
+	}
+
+	// The new leader.
+	next, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: 20 * time.Millisecond})
+	runSink(t, next)
+	if err := next.Activate(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	o2 := newOutcomes()
+	produceRange(t, next, o2, 2001, 2501)
+	o2.waitFor(t, 500)
+
+	// The old one tries to commit, and is refused.
+	_ = old.Flush(ctx)
+	select {
+	case <-fenced:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the old sink was not told it was fenced")
+	}
+	o.waitFor(t, 1000)
+	ok, failed, last := o.count()
+	if ok != 500 || failed != 500 || !errors.Is(last, ErrFenced) {
+		t.Fatalf("old sink: %d delivered, %d failed (last %v); want 500 and 500 fenced", ok, failed, last)
+	}
+	if old.Active() {
+		t.Fatal("a fenced sink is still active")
+	}
+	if err := old.Produce(context.Background(), match.Match{ID: 7}, 7, o.done); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("Produce after fencing = %v", err)
+	}
+	got := keys(t, cluster, topic, true)
+	for id := int64(1); id <= 500; id++ {
+		if got[id] != 1 {
+			t.Fatalf("committed match %d read %d times", id, got[id])
+		}
+	}
+	for id := int64(501); id <= 1000; id++ {
+		if got[id] != 0 {
+			t.Fatalf("match %d of the fenced transaction is visible to a committed read", id)
+		}
+	}
+	for id := int64(2001); id <= 2500; id++ {
+		if got[id] != 1 {
+			t.Fatalf("the new leader's match %d read %d times", id, got[id])
+		}
+	}
+}
