@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -14,66 +15,123 @@ import (
 // HighestSeqNum reads.
 const resumeTail = 1000
 
-// HighestSeqNum reads back the newest records of every partition of the
-// topic (up to 1,000 each) and returns the highest HeaderSeqNum among
-// them, and false if none has one (an empty topic, or one written only by
-// sources without sequence numbers). A record whose header is not a
-// positive decimal number is ignored. It needs the topic to exist, and
-// returns ctx's error if the partitions cannot be read before ctx ends.
+// HighestSeqNum reads back the newest committed records of every partition
+// of the topic (up to 1,000 each) and returns the highest HeaderSeqNum
+// among them, and false if none has one (an empty topic, or one written
+// only by sources without sequence numbers). A record whose header is not
+// a decimal number is ignored. It reads as a consumer of committed data
+// does: records of aborted transactions do not count, and it waits for no
+// open one. It needs the topic to exist, and returns ctx's error if the
+// partitions cannot be read before ctx ends.
 func (s *Sink) HighestSeqNum(ctx context.Context) (int64, bool, error) {
+	var highest int64
+	err := s.readBack(ctx, func(_ int32, start, end int64) int64 {
+		return max(start, end-resumeTail)
+	}, func(r *kgo.Record) {
+		for _, h := range r.Headers {
+			if h.Key != HeaderSeqNum {
+				continue
+			}
+			if n, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && n > highest {
+				highest = n
+			}
+		}
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	return highest, highest > 0, nil
+}
+
+// RecentIDs returns the match IDs of the committed records written to the
+// topic since the given time (by record timestamp), at most max of them
+// per partition (the newest). A new fleet leader uses them to skip, among
+// the matches its standby window holds, those the old leader delivered.
+func (s *Sink) RecentIDs(ctx context.Context, since time.Time, maxPerPartition int) (map[int64]bool, error) {
+	adm := kadm.NewClient(s.client)
+	after, err := adm.ListOffsetsAfterMilli(ctx, since.UnixMilli(), s.cfg.Topic)
+	if err == nil {
+		err = after.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %s after %s: %w", s.cfg.Topic, since.Format(time.RFC3339), err)
+	}
+	ids := map[int64]bool{}
+	err = s.readBack(ctx, func(p int32, start, end int64) int64 {
+		from := end
+		if o, ok := after.Lookup(s.cfg.Topic, p); ok && o.Offset >= 0 {
+			from = o.Offset
+		}
+		return max(start, from, end-int64(maxPerPartition))
+	}, func(r *kgo.Record) {
+		if id, err := strconv.ParseInt(string(r.Key), 10, 64); err == nil {
+			ids[id] = true
+		}
+	})
+	return ids, err
+}
+
+// readBack reads every partition of the topic as a consumer of committed
+// data, from the offset from chooses (given the partition's start and
+// last stable offset) to the last stable offset, and hands each record to
+// each.
+func (s *Sink) readBack(ctx context.Context, from func(p int32, start, end int64) int64, each func(*kgo.Record)) error {
 	adm := kadm.NewClient(s.client)
 	starts, err := adm.ListStartOffsets(ctx, s.cfg.Topic)
 	if err == nil {
 		err = starts.Error()
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("list start offsets of %s: %w", s.cfg.Topic, err)
+		return fmt.Errorf("list start offsets of %s: %w", s.cfg.Topic, err)
 	}
-	ends, err := adm.ListEndOffsets(ctx, s.cfg.Topic)
+	ends, err := adm.ListCommittedOffsets(ctx, s.cfg.Topic)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("list end offsets of %s: %w", s.cfg.Topic, err)
+		return fmt.Errorf("list end offsets of %s: %w", s.cfg.Topic, err)
 	}
-	from := map[int32]kgo.Offset{}
-	want := map[int32]int64{} // partition -> its last offset
+	offsets := map[int32]kgo.Offset{}
+	want := map[int32]int64{} // partition -> its last offset to read
 	ends.Each(func(e kadm.ListedOffset) {
 		start, ok := starts.Lookup(e.Topic, e.Partition)
 		if !ok || e.Offset <= start.Offset {
 			return
 		}
-		at := max(start.Offset, e.Offset-resumeTail)
-		from[e.Partition] = kgo.NewOffset().At(at)
+		at := from(e.Partition, start.Offset, e.Offset)
+		if at >= e.Offset {
+			return
+		}
+		offsets[e.Partition] = kgo.NewOffset().At(at)
 		want[e.Partition] = e.Offset - 1
 	})
-	if len(from) == 0 {
-		return 0, false, nil
+	if len(offsets) == 0 {
+		return nil
 	}
 
 	opts, err := s.cfg.Security.Opts()
 	if err != nil {
-		return 0, false, err
+		return err
 	}
 	opts = append(opts,
 		kgo.SeedBrokers(s.cfg.Brokers...),
 		kgo.ClientID(s.cfg.ClientID),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.cfg.Topic: from}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.cfg.Topic: offsets}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Control records (transaction markers) may end a partition: keep
 		// them so that reaching its last offset is seen.
 		kgo.KeepControlRecords(),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return 0, false, fmt.Errorf("read back %s: %w", s.cfg.Topic, err)
+		return fmt.Errorf("read back %s: %w", s.cfg.Topic, err)
 	}
 	defer cl.Close()
 
-	var highest int64
 	for len(want) > 0 {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return 0, false, fmt.Errorf("read back %s: %d partitions unread: %w", s.cfg.Topic, len(want), err)
+			return fmt.Errorf("read back %s: %d partitions unread: %w", s.cfg.Topic, len(want), err)
 		}
 		var fetchErr error
 		fs.EachError(func(_ string, p int32, err error) {
@@ -82,24 +140,16 @@ func (s *Sink) HighestSeqNum(ctx context.Context) (int64, bool, error) {
 			}
 		})
 		if fetchErr != nil {
-			return 0, false, fetchErr
+			return fetchErr
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			if last, ok := want[r.Partition]; ok && r.Offset >= last {
 				delete(want, r.Partition)
 			}
-			if r.Attrs.IsControl() {
-				return
-			}
-			for _, h := range r.Headers {
-				if h.Key != HeaderSeqNum {
-					continue
-				}
-				if n, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && n > highest {
-					highest = n
-				}
+			if !r.Attrs.IsControl() {
+				each(r)
 			}
 		})
 	}
-	return highest, highest > 0, nil
+	return nil
 }

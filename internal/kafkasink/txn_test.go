@@ -202,4 +202,16 @@ func TestTransactionalSinkIsFenced(t *testing.T) {
 			t.Fatalf("the new leader's match %d read %d times", id, got[id])
 		}
 	}
+
+	// What a new leader reads back to skip: the committed matches only.
+	recent, err := next.RecentIDs(ctx, time.Now().Add(-time.Minute), 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recent) != 1000 || !recent[1] || !recent[500] || recent[501] || recent[1000] || !recent[2500] {
+		t.Fatalf("RecentIDs holds %d IDs (1: %v, 501: %v, 2500: %v); want the 1,000 committed", len(recent), recent[1], recent[501], recent[2500])
+	}
+	if none, err := next.RecentIDs(ctx, time.Now().Add(time.Hour), 10_000); err != nil || len(none) != 0 {
+		t.Fatalf("RecentIDs from the future = %d IDs, %v", len(none), err)
+	}
 }
