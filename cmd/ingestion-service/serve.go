@@ -17,6 +17,7 @@ import (
 
 	"github.com/dota-data/ingestion-service/internal/config"
 	"github.com/dota-data/ingestion-service/internal/dedup"
+	"github.com/dota-data/ingestion-service/internal/fleet"
 	"github.com/dota-data/ingestion-service/internal/httpapi"
 	"github.com/dota-data/ingestion-service/internal/kafkasink"
 	"github.com/dota-data/ingestion-service/internal/logging"
@@ -50,13 +51,49 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	abort := func(err error) error {
 		return errors.Join(err, sink.Close(context.Background()), rl.Close())
 	}
-	pipe, err := pipeline.New(rl, log.With("component", "pipeline"), reg, pipeline.Options{Dedup: dedup.New(cfg.Dedup)})
+	// Alone, the pipeline publishes to the relay. In a fleet it publishes
+	// to the standby window until this replica leads.
+	var (
+		pub     pipeline.Publisher = rl
+		sw      *publisherSwitch
+		window  *fleet.Window
+		elector *fleet.Elector
+	)
+	if cfg.Fleet.Enabled() {
+		if window, err = fleet.NewWindow(cfg.Fleet.StandbyWindow, reg); err != nil {
+			return abort(err)
+		}
+		sw = &publisherSwitch{}
+		sw.set(window)
+		pub = sw
+		opts, err := cfg.Kafka.ConnOpts()
+		if err != nil {
+			return abort(err)
+		}
+		elector, err = fleet.New(fleet.Config{
+			Group:          cfg.Fleet.Group,
+			Topic:          cfg.Fleet.Topic,
+			SessionTimeout: cfg.Fleet.SessionTimeout,
+		}, opts, log.With("component", "fleet"), reg)
+		if err != nil {
+			return abort(err)
+		}
+	}
+	pipe, err := pipeline.New(pub, log.With("component", "pipeline"), reg, pipeline.Options{Dedup: dedup.New(cfg.Dedup)})
 	if err != nil {
 		return abort(err)
 	}
 	src, err := newSource(cfg, pipe, sink, rl, log, reg)
 	if err != nil {
 		return abort(err)
+	}
+	checks := []httpapi.Check{
+		{Name: src.check, Status: src.status},
+		{Name: "kafka", Status: sink.Status},
+		{Name: "buffer", Status: rl.Status},
+	}
+	if elector != nil {
+		checks = append(checks, httpapi.Check{Name: "fleet", Status: elector.Status})
 	}
 
 	ln, err := net.Listen("tcp", cfg.API.Addr())
@@ -67,14 +104,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		Handler: httpapi.NewHandler(httpapi.Options{
 			ServiceName: cfg.ServiceName,
 			Version:     version,
-			Checks: []httpapi.Check{
-				{Name: src.check, Status: src.status},
-				{Name: "kafka", Status: sink.Status},
-				{Name: "buffer", Status: rl.Status},
-			},
-			Metrics:   promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-			Profiling: cfg.API.Profiling,
-			Logger:    log.With("component", "http"),
+			Checks:      checks,
+			Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+			Profiling:   cfg.API.Profiling,
+			Logger:      log.With("component", "http"),
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -96,10 +129,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	bgCtx, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	bgDone := make(chan struct{}, 2)
-	relayCtx, stopRelay := context.WithCancel(context.Background())
-	defer stopRelay()
-	relayDone := make(chan error, 1)
-	go func() { relayDone <- rl.Run(relayCtx) }()
+	runner := &relayRunner{rl: rl}
+	defer runner.stop()
 	go func() { _ = sink.Run(bgCtx); bgDone <- struct{}{} }()
 	go func() {
 		if cfg.Log.SummaryInterval > 0 {
@@ -107,15 +138,47 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		}
 		bgDone <- struct{}{}
 	}()
+	// The source runs here unless, in a fleet, only the leader runs it.
 	srcDone := make(chan error, 1)
-	go func() { srcDone <- src.run(runCtx) }()
-	log.Info("Ingestion service started", "source", cfg.Source, "from", config.RedactURL(src.where), "topic", cfg.Kafka.Topic)
+	if elector == nil || !src.leaderOnly {
+		go func() { srcDone <- src.run(runCtx) }()
+	} else {
+		srcDone <- nil
+	}
+	// In a fleet: the election, and the controller that follows it.
+	electorCtx, stopElector := context.WithCancel(context.Background())
+	defer stopElector()
+	electorDone := make(chan struct{})
+	ctlCtx, stopCtl := context.WithCancel(context.Background())
+	defer stopCtl()
+	ctlDone := make(chan struct{})
+	var ctl *fleetController
+	if elector == nil {
+		runner.start()
+		close(electorDone)
+		close(ctlDone)
+	} else {
+		ctl = &fleetController{
+			cfg: cfg, log: log.With("component", "fleet"), elector: elector, sink: sink, rl: rl,
+			relay: runner, sw: sw, window: window, src: src, fencedCh: make(chan struct{}, 1),
+		}
+		go func() { _ = elector.Run(electorCtx); close(electorDone) }()
+		go func() { ctl.run(ctlCtx); close(ctlDone) }()
+	}
+	log.Info("Ingestion service started", "source", cfg.Source, "from", config.RedactURL(src.where), "topic", cfg.Kafka.Topic,
+		"fleet_group", cfg.Fleet.Group)
 
 	<-runCtx.Done()
 	log.Info("Shutting down", "timeout", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 
+	// 0. In a fleet, keep the current role from here on.
+	stopCtl()
+	<-ctlDone
+	if ctl != nil {
+		ctl.stopSource()
+	}
 	// 1. Stop reading. The source hands on every frame it already read.
 	var srcErr error
 	srcStopped := false
@@ -127,12 +190,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	}
 	// 2. Deliver everything held, within what is left of the timeout.
 	rl.CloseInput()
-	select {
-	case <-relayDone:
-	case <-shutdownCtx.Done():
+	if !runner.wait(shutdownCtx) {
 		log.Warn("Kafka did not take every held match within the shutdown timeout")
-		stopRelay()
-		<-relayDone
 	}
 	rl.Abort() // releases a reader still blocked on a full relay
 	if !srcStopped {
@@ -147,7 +206,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		log.Warn("Unacknowledged matches were kept in the spool for the next start", "error", sinkErr)
 		sinkErr = nil
 	}
-	// 4. Stop the background work and the HTTP server.
+	// 4. Leave the fleet (a standby takes over at once), stop the
+	// background work and the HTTP server.
+	stopElector()
+	<-electorDone
 	stopBG()
 	<-bgDone
 	<-bgDone

@@ -27,6 +27,10 @@ type source struct {
 	run    func(ctx context.Context) error
 	// where says where it reads from, for the start-up log line.
 	where string
+	// leaderOnly: in a fleet, only the leader runs it (the Steam scanner);
+	// the others (streams) run on every replica, standbys feeding their
+	// window.
+	leaderOnly bool
 }
 
 // newSource builds the source cfg.Source names, feeding pipe. The Steam
@@ -63,9 +67,10 @@ func newSource(cfg config.Config, pipe *pipeline.Pipeline, sink *kafkasink.Sink,
 			check:  "steam_sequence",
 			status: sc.Status,
 			run: func(ctx context.Context) error {
-				return runScanner(ctx, sc, resumeFrom(sink, rl, sc, scanLog), pipe, scanLog)
+				return runScanner(ctx, sc, resumeFrom(sink, rl, sc, !cfg.Fleet.Enabled(), scanLog), pipe, scanLog)
 			},
-			where: cfg.Steam.BaseURL,
+			where:      cfg.Steam.BaseURL,
+			leaderOnly: true,
 		}, nil
 	default:
 		src, err := wsstream.New(cfg.Stream, log.With("component", "stream"), reg)
@@ -100,13 +105,13 @@ func runScanner(ctx context.Context, sc *steamseq.Scanner, resume steamseq.Resum
 }
 
 // resumeFrom finds where the scanner stopped. Within one process that is
-// its own position. At start it is the highest match_seq_num in the topic,
-// read once the spool's backlog from an earlier run has reached Kafka:
-// what the spool held is then in the topic, so the scanner neither skips
-// nor repeats it.
-func resumeFrom(sink *kafkasink.Sink, rl *relay.Relay, sc *steamseq.Scanner, log *slog.Logger) steamseq.ResumeFunc {
+// its own position (when own is true: no other replica can have moved on).
+// Otherwise it is the highest match_seq_num in the topic, read once the
+// spool's backlog from an earlier run has reached Kafka: what the spool
+// held is then in the topic, so the scanner neither skips nor repeats it.
+func resumeFrom(sink *kafkasink.Sink, rl *relay.Relay, sc *steamseq.Scanner, own bool, log *slog.Logger) steamseq.ResumeFunc {
 	return func(ctx context.Context) (int64, bool, error) {
-		if p := sc.Position(); p > 0 {
+		if p := sc.Position(); own && p > 0 {
 			return p, true, nil
 		}
 		if err := waitRelayEmpty(ctx, rl, log); err != nil {

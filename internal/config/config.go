@@ -73,6 +73,9 @@ type Config struct {
 	Spool spool.Options
 	// Dedup bounds the window of recently accepted IDs.
 	Dedup dedup.Limit
+	// Fleet configures hot-standby replicas; its zero value (no group) is a
+	// single replica.
+	Fleet Fleet
 	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration
 }
@@ -87,6 +90,22 @@ type Log struct {
 	// disables it.
 	SummaryInterval time.Duration
 }
+
+// Fleet configures replicas that elect one writer among them.
+type Fleet struct {
+	// Group is the consumer group the replicas share; empty disables the
+	// fleet mode.
+	Group string
+	// Topic is the one-partition coordination topic.
+	Topic string
+	// SessionTimeout bounds how long a dead leader goes unnoticed.
+	SessionTimeout time.Duration
+	// StandbyWindow is how far back a standby keeps the matches it read.
+	StandbyWindow time.Duration
+}
+
+// Enabled reports whether the service runs as one replica of a fleet.
+func (f Fleet) Enabled() bool { return f.Group != "" }
 
 // API configures the HTTP server.
 type API struct {
@@ -188,6 +207,11 @@ var Vars = []Var{
 	{Name: "SPOOL_FSYNC", Default: "1s", Help: "always (fsync every match), an interval such as 100ms, or never (leave it to the OS)"},
 	{Name: "SPOOL_WHEN_FULL", Default: "block", Help: "block (stop reading the stream) or drop_newest (count and log each dropped match)"},
 	{Name: "DEDUP_WINDOW", Default: "50000", Help: "skip an ID seen among the last N matches (a count) or within a duration such as 10m; 0 disables"},
+	{Name: "FLEET_GROUP", Help: "run as one replica of a fleet: replicas with the same group elect one writer through Kafka; empty runs alone"},
+	{Name: "FLEET_TOPIC", Default: "ingestion-service-leader", Help: "one-partition coordination topic of the fleet (created if missing)"},
+	{Name: "FLEET_SESSION_TIMEOUT", Default: "10s", Help: "a leader silent this long is replaced (the longest failover); 6s to 30s on default brokers"},
+	{Name: "FLEET_COMMIT_INTERVAL", Default: "100ms", Help: "how often the leader commits its Kafka transaction"},
+	{Name: "STANDBY_WINDOW", Default: "30s", Help: "how far back a standby keeps the matches it read, to publish those the old leader had not when it takes over"},
 	{Name: "API_HOST", Default: "0.0.0.0", Help: "HTTP listen address"},
 	{Name: "API_PORT", Default: "8000", Help: "HTTP listen port"},
 	{Name: "API_PPROF", Default: "false", Help: "serve Go's runtime profiles under /debug/pprof/ on the API port"},
@@ -427,6 +451,27 @@ func (r *reader) load() Config {
 		}
 		c.Dedup = l
 	}
+	c.Fleet = Fleet{
+		Group:          r.str("FLEET_GROUP", ""),
+		Topic:          r.str("FLEET_TOPIC", "ingestion-service-leader"),
+		SessionTimeout: r.duration("FLEET_SESSION_TIMEOUT", 10*time.Second, time.Second),
+		StandbyWindow:  r.duration("STANDBY_WINDOW", 30*time.Second, time.Second),
+	}
+	commit := r.duration("FLEET_COMMIT_INTERVAL", 100*time.Millisecond, time.Millisecond)
+	if c.Fleet.Enabled() {
+		if c.Fleet.StandbyWindow == 0 {
+			r.fail("STANDBY_WINDOW", "0", "want a positive duration, longer than FLEET_SESSION_TIMEOUT")
+		} else if c.Fleet.StandbyWindow <= c.Fleet.SessionTimeout {
+			r.fail("STANDBY_WINDOW", c.Fleet.StandbyWindow.String(), "want longer than FLEET_SESSION_TIMEOUT ("+c.Fleet.SessionTimeout.String()+"): a standby must still hold what the old leader read before it died")
+		}
+		if commit == 0 {
+			r.fail("FLEET_COMMIT_INTERVAL", "0", "want a positive duration")
+		}
+		// One transactional ID per fleet and topic: every replica's writer
+		// fences the others'.
+		c.Kafka.TransactionalID = "ingestion-service." + c.Fleet.Group + "." + c.Kafka.Topic
+		c.Kafka.CommitInterval = commit
+	}
 	c.ShutdownTimeout = r.duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Millisecond)
 	if c.ShutdownTimeout == 0 {
 		r.fail("SHUTDOWN_TIMEOUT", "0", "want a positive duration")
@@ -624,6 +669,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Int64("spool_max_bytes", c.Spool.MaxBytes),
 		slog.String("spool_fsync", c.Spool.Sync.String()),
 		slog.String("dedup_window", c.Dedup.String()),
+		slog.String("fleet_group", c.Fleet.Group),
+		slog.String("fleet_topic", c.Fleet.Topic),
+		slog.String("standby_window", c.Fleet.StandbyWindow.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 	)
 }

@@ -343,3 +343,24 @@ func TestSourceSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestFleetSettings(t *testing.T) {
+	load := func(vars map[string]string) (Config, error) {
+		vars["ENV_FILE"] = writeFile(t, "")
+		return Load(env(vars))
+	}
+	c, err := load(map[string]string{})
+	if err != nil || c.Fleet.Enabled() || c.Kafka.TransactionalID != "" {
+		t.Fatalf("alone by default: %+v, transactional ID %q, %v", c.Fleet, c.Kafka.TransactionalID, err)
+	}
+	c, err = load(map[string]string{"FLEET_GROUP": "eu", "KAFKA_PUBLISH_TOPIC": "ids", "STANDBY_WINDOW": "1m", "FLEET_COMMIT_INTERVAL": "250ms"})
+	if err != nil || !c.Fleet.Enabled() || c.Kafka.TransactionalID != "ingestion-service.eu.ids" ||
+		c.Fleet.StandbyWindow != time.Minute || c.Kafka.CommitInterval != 250*time.Millisecond || c.Fleet.SessionTimeout != 10*time.Second {
+		t.Fatalf("fleet: %+v, kafka %q %s, %v", c.Fleet, c.Kafka.TransactionalID, c.Kafka.CommitInterval, err)
+	}
+	_, err = load(map[string]string{"FLEET_GROUP": "eu", "STANDBY_WINDOW": "5s"})
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Var != "STANDBY_WINDOW" {
+		t.Fatalf("a standby window under the session timeout: %v", err)
+	}
+}

@@ -130,6 +130,22 @@ func Codec(name string) (kgo.CompressionCodec, error) {
 	return kgo.CompressionCodec{}, fmt.Errorf("unknown compression %q: want gzip, snappy, lz4, zstd or none", name)
 }
 
+// ConnOpts returns the options that reach the cluster as the sink does
+// (seed brokers, client ID, TLS, SASL), for other clients of the service,
+// such as the fleet's group member.
+func (c Config) ConnOpts() ([]kgo.Opt, error) {
+	c = c.withDefaults()
+	if len(c.Brokers) == 0 {
+		return nil, fmt.Errorf("no brokers")
+	}
+	sec, err := c.Security.Opts()
+	if err != nil {
+		return nil, err
+	}
+	opts := append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(c.ClientID)}, sec...)
+	return append(opts, c.ExtraOpts...), nil
+}
+
 // clientOpts turns the configuration into franz-go options: the seed's
 // producer settings (acks=all, idempotent, gzip, 10 ms linger, 16 KiB
 // batches), asynchronous and pipelined.

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// broadcast is a loopback match stream like the real one: it sends every ID
+// to every client connected at that moment, at a fixed rate, whether
+// anyone listens or not. It notes, for each ID, how many clients it was
+// sent to.
+type broadcast struct {
+	url string
+
+	mu      sync.Mutex
+	subs    map[chan int64]bool
+	sent    []int64
+	readers []int // readers[i]: clients connected when sent[i] was sent
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+// newBroadcast starts sending IDs from first at rate per second until
+// Stop.
+func newBroadcast(t *testing.T, first int64, rate int) *broadcast {
+	t.Helper()
+	b := &broadcast{subs: map[chan int64]bool{}, stop: make(chan struct{}), stopped: make(chan struct{})}
+	srv := httptest.NewServer(http.HandlerFunc(b.serve))
+	b.url = "ws" + strings.TrimPrefix(srv.URL, "http") + "/matches"
+	go b.run(first, rate)
+	t.Cleanup(func() {
+		b.Stop()
+		srv.Close()
+	})
+	return b
+}
+
+func (b *broadcast) run(next int64, rate int) {
+	defer close(b.stopped)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	perTick := max(1, rate/100)
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-tick.C:
+		}
+		b.mu.Lock()
+		for range perTick {
+			b.sent = append(b.sent, next)
+			b.readers = append(b.readers, len(b.subs))
+			for ch := range b.subs {
+				select {
+				case ch <- next:
+				default: // a client this far behind is dropped by real servers too
+				}
+			}
+			next++
+		}
+		b.mu.Unlock()
+	}
+}
+
+func (b *broadcast) serve(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	ch := make(chan int64, 1<<16)
+	b.mu.Lock()
+	b.subs[ch] = true
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.subs, ch)
+		b.mu.Unlock()
+	}()
+	ctx := c.CloseRead(r.Context())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-ch:
+			frame := strconv.AppendInt([]byte(`{"match_id":`), id, 10)
+			if err := c.Write(ctx, websocket.MessageText, append(frame, '}')); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Stop ends the stream.
+func (b *broadcast) Stop() {
+	b.mu.Lock()
+	select {
+	case <-b.stop:
+	default:
+		close(b.stop)
+	}
+	b.mu.Unlock()
+	<-b.stopped
+}
+
+// heard returns the IDs sent while at least one client was connected, and
+// the number of IDs sent in all.
+func (b *broadcast) heard() ([]int64, int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []int64
+	for i, id := range b.sent {
+		if b.readers[i] > 0 {
+			out = append(out, id)
+		}
+	}
+	return out, len(b.sent)
+}
+
+// clients returns how many clients are connected.
+func (b *broadcast) clients() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.subs)
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/dota-data/ingestion-service/internal/config"
+	"github.com/dota-data/ingestion-service/internal/fleet"
+	"github.com/dota-data/ingestion-service/internal/kafkasink"
+	"github.com/dota-data/ingestion-service/internal/match"
+	"github.com/dota-data/ingestion-service/internal/pipeline"
+	"github.com/dota-data/ingestion-service/internal/relay"
+)
+
+// publisherSwitch is the pipeline's Publisher in fleet mode: the standby
+// window while the replica stands by, the relay while it leads.
+type publisherSwitch struct {
+	p atomic.Pointer[publisherBox]
+}
+
+type publisherBox struct{ pipeline.Publisher }
+
+// Publish hands m to the current publisher.
+func (s *publisherSwitch) Publish(ctx context.Context, m match.Match) error {
+	return s.p.Load().Publish(ctx, m)
+}
+
+func (s *publisherSwitch) set(p pipeline.Publisher) { s.p.Store(&publisherBox{p}) }
+
+// relayRunner runs the relay's forwarding loop, which a fleet replica runs
+// only while it leads.
+type relayRunner struct {
+	rl     *relay.Relay
+	cancel context.CancelFunc
+	done   chan error // receives Run's result; nil while not running
+}
+
+func (r *relayRunner) start() {
+	if r.done != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel, r.done = cancel, make(chan error, 1)
+	go func() { r.done <- r.rl.Run(ctx) }()
+}
+
+// stop ends the loop and waits for it.
+func (r *relayRunner) stop() {
+	if r.done == nil {
+		return
+	}
+	r.cancel()
+	<-r.done
+	r.done = nil
+}
+
+// wait waits for the loop to end by itself (after CloseInput, once
+// everything is delivered) until ctx ends, then stops it. It reports
+// whether it ended by itself; a loop not running has.
+func (r *relayRunner) wait(ctx context.Context) bool {
+	if r.done == nil {
+		return true
+	}
+	select {
+	case <-r.done:
+		r.done = nil
+		return true
+	case <-ctx.Done():
+		r.stop()
+		return false
+	}
+}
+
+// fleetController follows the election: on promotion it starts the
+// single writer (fencing the old leader's), hands on what the standby
+// window holds that Kafka lacks, and switches the pipeline to the relay;
+// on demotion it does the reverse. A source that only the leader may run
+// (the Steam scanner) is started and stopped with the role.
+type fleetController struct {
+	cfg      config.Config
+	log      *slog.Logger
+	elector  *fleet.Elector
+	sink     *kafkasink.Sink
+	rl       *relay.Relay
+	relay    *relayRunner
+	sw       *publisherSwitch
+	window   *fleet.Window
+	src      source // run only while leading when src.leaderOnly
+	fencedCh chan struct{}
+
+	leading   bool
+	srcCancel context.CancelFunc
+	srcDone   chan error
+}
+
+// run follows the role until ctx ends. It leaves the replica in its
+// current role: shutting down is serve's to do.
+func (c *fleetController) run(ctx context.Context) {
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			retry.Stop()
+			return
+		case <-c.elector.Changed():
+		case <-c.fencedCh:
+			c.log.Warn("Another replica's writer fenced this one; standing by")
+			c.demote()
+			// The group will say who leads; should it still name this
+			// replica, try again after a session timeout.
+			retry.Reset(c.cfg.Fleet.SessionTimeout)
+			continue
+		case <-retry.C:
+		}
+		switch role := c.elector.Role(); {
+		case role == fleet.Leader && !c.leading:
+			if !c.promote(ctx) {
+				retry.Reset(time.Second)
+			}
+		case role == fleet.Standby && c.leading:
+			c.demote()
+		}
+	}
+}
+
+// promote makes this replica the writer. It reports false if the writer
+// could not start (Kafka unreachable): run tries again.
+func (c *fleetController) promote(ctx context.Context) bool {
+	actCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := c.sink.Activate(actCtx, func() {
+		select {
+		case c.fencedCh <- struct{}{}:
+		default:
+		}
+	}); err != nil {
+		c.log.Error("Cannot start writing to Kafka as the new leader; retrying", "error", err)
+		return false
+	}
+	c.leading = true
+	c.relay.start()
+	if c.src.leaderOnly {
+		srcCtx, cancel := context.WithCancel(ctx)
+		c.srcCancel, c.srcDone = cancel, make(chan error, 1)
+		go func() { c.srcDone <- c.src.run(srcCtx) }()
+		c.log.Info("Leading: the source runs here now", "source", c.cfg.Source, "took", time.Since(start).String())
+		return true
+	}
+	// From now on the pipeline publishes; then hand on what the window
+	// held and the old leader had not delivered.
+	c.sw.set(c.rl)
+	held := c.window.Drain()
+	since := time.Now().Add(-c.cfg.Fleet.StandbyWindow - time.Minute) // a minute for clock skew
+	readCtx, cancelRead := context.WithTimeout(ctx, 30*time.Second)
+	delivered, err := c.sink.RecentIDs(readCtx, since, fleet.MaxWindowRecords)
+	cancelRead()
+	if err != nil {
+		c.log.Warn("Cannot read what the old leader delivered; publishing the whole standby window (duplicates, no loss)", "error", err)
+	}
+	published := 0
+	for _, m := range held {
+		if delivered[m.ID] {
+			continue
+		}
+		if err := c.rl.Publish(ctx, m); err != nil {
+			c.log.Error("Match from the standby window dropped", "match_id", m.ID, "error", err)
+			continue
+		}
+		published++
+	}
+	c.log.Info("Leading: took over the stream",
+		"window", len(held), "already_in_kafka", len(held)-published, "published_from_window", published, "took", time.Since(start).String())
+	return true
+}
+
+// stopSource stops a leader-only source the controller started, for
+// shutdown; the replica keeps its role.
+func (c *fleetController) stopSource() {
+	if c.srcCancel != nil && c.srcDone != nil {
+		c.srcCancel()
+		<-c.srcDone
+		c.srcDone = nil
+	}
+}
+
+// demote stops this replica writing.
+func (c *fleetController) demote() {
+	if !c.leading {
+		return
+	}
+	if c.src.leaderOnly {
+		c.stopSource()
+	} else {
+		c.sw.set(c.window)
+	}
+	c.relay.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.sink.Deactivate(ctx)
+	c.leading = false
+	c.log.Info("Standing by")
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dota-data/ingestion-service/internal/kafkatest"
+)
+
+// fleetEnv is the environment of one replica of a fleet reading url.
+func fleetEnv(t *testing.T, cluster *kafkatest.Cluster, topic, url string) map[string]string {
+	return map[string]string{
+		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(cluster.Brokers, ","),
+		"KAFKA_PUBLISH_TOPIC":     topic,
+		"OPENDOTA_STREAM_URL":     url,
+		"FLEET_GROUP":             "fleet-" + topic,
+		"FLEET_TOPIC":             "leader-" + topic,
+		"FLEET_SESSION_TIMEOUT":   "6s",
+		"STANDBY_WINDOW":          "30s",
+		"STREAM_BACKOFF_MIN":      "10ms",
+		"STREAM_BACKOFF_MAX":      "100ms",
+		"SPOOL_DIR":               filepath.Join(t.TempDir(), "spool"),
+	}
+}
+
+// leaders returns the indexes of the replicas that say they lead; a dead
+// replica does not answer.
+func leaders(t *testing.T, replicas []*service) []int {
+	t.Helper()
+	var out []int
+	for i, r := range replicas {
+		if r == nil {
+			continue
+		}
+		if r.metric(t, "ingestion_fleet_leader") == 1 {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// waitOneLeader waits until exactly one replica leads, failing if two ever
+// do, and returns it.
+func waitOneLeader(t *testing.T, replicas []*service, timeout time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		l := leaders(t, replicas)
+		if len(l) > 1 {
+			t.Fatalf("replicas %v lead at once", l)
+		}
+		if len(l) == 1 {
+			return l[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no replica leads after %s", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFleetFailover: three replicas read one live stream; one leads and
+// writes. It is killed with SIGKILL mid-stream; a standby takes over
+// within the session timeout and publishes what its window holds that the
+// old leader had not delivered. Every ID sent while a replica was
+// connected is in the topic (as a consumer of committed data reads it).
+func TestFleetFailover(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	stream := newBroadcast(t, 9_000_000_001, 2000)
+	env := fleetEnv(t, cluster, topic, stream.url)
+	var replicas []*service
+	for i := range 3 {
+		e := map[string]string{}
+		for k, v := range env {
+			e[k] = v
+		}
+		e["SPOOL_DIR"] = filepath.Join(t.TempDir(), "spool-"+strconv.Itoa(i))
+		replicas = append(replicas, startService(t, e))
+	}
+	first := waitOneLeader(t, replicas, time.Minute)
+	leader := replicas[first]
+	leader.waitFor(t, "the leader publishing", time.Minute, func() bool {
+		return leader.metric(t, "ingestion_matches_published_total") >= 4000
+	})
+	for i, r := range replicas {
+		if i != first && r.metric(t, "ingestion_standby_window_records") <= 0 {
+			t.Fatalf("standby %d holds no window", i)
+		}
+	}
+	code, body := replicas[(first+1)%3].get(t, "/api/v1/ready")
+	var ready struct {
+		Checks map[string]struct{ Status, Detail string }
+	}
+	if err := json.Unmarshal([]byte(body), &ready); err != nil || code != 200 || ready.Checks["fleet"].Detail != "standby" {
+		t.Fatalf("a standby's readiness: %d %s", code, body)
+	}
+
+	killed := time.Now()
+	if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-leader.done
+	leader.done <- nil
+	replicas[first] = nil
+	next := waitOneLeader(t, replicas, 30*time.Second)
+	failover := time.Since(killed)
+	t.Logf("replica %d took over %s after the leader was killed", next, failover.Round(time.Millisecond))
+	if failover > 15*time.Second {
+		t.Errorf("failover took %s, want under 15s", failover)
+	}
+
+	newLeader := replicas[next]
+	newLeader.waitFor(t, "the new leader publishing", time.Minute, func() bool {
+		return newLeader.metric(t, "ingestion_matches_published_total") >= 4000
+	})
+	stream.Stop()
+	newLeader.waitFor(t, "everything held delivered", time.Minute, func() bool {
+		return newLeader.metric(t, "ingestion_buffer_records") == 0 && newLeader.metric(t, "ingestion_inflight_records") == 0 &&
+			newLeader.metric(t, "ingestion_spool_records") == 0
+	})
+	for _, r := range replicas {
+		if r != nil {
+			if code, _ := r.stop(t, 30*time.Second); code != 0 {
+				t.Errorf("exit status %d", code)
+			}
+		}
+	}
+	recs := cluster.ReadCommitted(t, topic, 30*time.Second)
+	heard, total := stream.heard()
+	tl, missing := count(heard, recs)
+	t.Logf("stream sent %d IDs, %d while a replica was connected; committed topic: %s", total, len(heard), tl)
+	if tl.missing != 0 || tl.unexpected != 0 {
+		t.Fatalf("tally %s; first missing %v", tl, head(missing))
+	}
+	if tl.duplicates > 30*2000 {
+		t.Fatalf("%d duplicates: more than the standby window holds", tl.duplicates)
+	}
+}
