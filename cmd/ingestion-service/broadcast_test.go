@@ -23,6 +23,7 @@ type broadcast struct {
 	subs    map[chan int64]bool
 	sent    []int64
 	readers []int // readers[i]: clients connected when sent[i] was sent
+	from    int   // heard counts from sent[from] on
 	stop    chan struct{}
 	stopped chan struct{}
 }
@@ -110,18 +111,27 @@ func (b *broadcast) Stop() {
 	<-b.stopped
 }
 
-// heard returns the IDs sent while at least one client was connected, and
-// the number of IDs sent in all.
+// heard returns the IDs sent since the last mark (or the start) while at
+// least one client was connected, and the number of IDs sent in all.
 func (b *broadcast) heard() ([]int64, int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []int64
-	for i, id := range b.sent {
-		if b.readers[i] > 0 {
+	for i, id := range b.sent[b.from:] {
+		if b.readers[b.from+i] > 0 {
 			out = append(out, id)
 		}
 	}
 	return out, len(b.sent)
+}
+
+// mark makes heard count from the next ID on: a test marks the stream
+// once its replicas are all connected and one leads, leaving out what only
+// some early replica heard while the future leader was not yet connected.
+func (b *broadcast) mark() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.from = len(b.sent)
 }
 
 // clients returns how many clients are connected.
@@ -129,4 +139,11 @@ func (b *broadcast) clients() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.subs)
+}
+
+// all returns every ID sent.
+func (b *broadcast) all() []int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]int64(nil), b.sent...)
 }

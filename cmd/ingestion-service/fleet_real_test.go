@@ -98,6 +98,23 @@ func checkOneWriterAtATime(t *testing.T, recs []*kgo.Record) {
 	t.Logf("writers in the committed topic (producer ID, epoch: records): %v", writers)
 }
 
+// settle waits until every replica is connected to the stream and one
+// leads, then marks the stream: the tallies count from there.
+func (f *replicaSet) settle(stream *broadcast) int {
+	t := f.t
+	t.Helper()
+	l := waitOneLeader(t, f.replicas, 2*time.Minute)
+	deadline := time.Now().Add(time.Minute)
+	for stream.clients() < len(f.replicas) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d replicas connected to the stream", stream.clients(), len(f.replicas))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stream.mark()
+	return l
+}
+
 // finish stops the stream, lets the leader deliver what it holds, stops
 // every replica, and checks the committed topic.
 func (f *replicaSet) finish(stream *broadcast, c *realCluster, topic string) tally {
@@ -112,9 +129,8 @@ func (f *replicaSet) finish(stream *broadcast, c *realCluster, topic string) tal
 	})
 	f.stopAll()
 	recs := c.ReadCommitted(t, topic, time.Minute)
-	heard, total := stream.heard()
-	tl, missing := count(heard, recs)
-	t.Logf("the stream sent %d IDs, %d while a replica was connected; committed topic: %s", total, len(heard), tl)
+	tl, missing := fleetTally(stream, recs)
+	t.Logf("the stream sent %d IDs in all; committed topic: %s", len(stream.all()), tl)
 	if tl.missing != 0 || tl.unexpected != 0 {
 		t.Fatalf("tally %s; first missing %v", tl, head(missing))
 	}
@@ -132,7 +148,7 @@ func TestFaultFleetLeaderKilled(t *testing.T) {
 	topic := createFleetTopic(t, c)
 	stream := newBroadcast(t, 9_100_000_001, fleetRate)
 	f := startFleet(t, c, topic, stream.url, 3)
-	first := waitOneLeader(t, f.replicas, 2*time.Minute)
+	first := f.settle(stream)
 	leader := f.replicas[first]
 	leader.waitFor(t, "the leader publishing", time.Minute, func() bool {
 		return leader.metric(t, "ingestion_matches_published_total") >= 5*fleetRate
@@ -166,7 +182,7 @@ func TestFaultFleetZombieLeader(t *testing.T) {
 	topic := createFleetTopic(t, c)
 	stream := newBroadcast(t, 9_200_000_001, fleetRate)
 	f := startFleet(t, c, topic, stream.url, 3)
-	first := waitOneLeader(t, f.replicas, 2*time.Minute)
+	first := f.settle(stream)
 	zombie := f.replicas[first]
 	zombie.waitFor(t, "the leader publishing", time.Minute, func() bool {
 		return zombie.metric(t, "ingestion_matches_published_total") >= 5*fleetRate
@@ -206,7 +222,7 @@ func TestFaultFleetRollingRestart(t *testing.T) {
 	topic := createFleetTopic(t, c)
 	stream := newBroadcast(t, 9_300_000_001, fleetRate)
 	f := startFleet(t, c, topic, stream.url, 3)
-	waitOneLeader(t, f.replicas, 2*time.Minute)
+	f.settle(stream)
 	for i := range f.replicas {
 		r := f.replicas[i]
 		wasLeader := r.metric(t, "ingestion_fleet_leader") == 1
@@ -222,6 +238,7 @@ func TestFaultFleetRollingRestart(t *testing.T) {
 			return code == 200 && stream.clients() == 3
 		})
 		t.Logf("replica %d (leader: %v) restarted in %s", i, wasLeader, time.Since(start).Round(time.Millisecond))
+		time.Sleep(3 * time.Second) // the stream goes on before the next restart
 	}
 	f.finish(stream, c, topic)
 }
