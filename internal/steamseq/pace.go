@@ -3,8 +3,9 @@ package steamseq
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
+
+	"github.com/dota-data/ingestion-service/internal/backoff"
 )
 
 // pace waits until the next call may start, at until at the earliest, and
@@ -48,15 +49,7 @@ func (s *Scanner) failed(endpoint, detailPrefix string, err error) {
 // backoff returns the wait after failure n (from 0) in a row: between half
 // and all of min(BackoffMax, BackoffMin * 2^n), and at least retryAfter.
 func (s *Scanner) backoff(n int, retryAfter time.Duration) time.Duration {
-	d := s.cfg.BackoffMax
-	if n < 32 {
-		if e := s.cfg.BackoffMin << n; e > 0 && e < d {
-			d = e
-		}
-	}
-	half := d / 2
-	d = half + rand.N(d-half+1)
-	return max(d, retryAfter)
+	return max(backoff.Delay(n, s.cfg.BackoffMin, s.cfg.BackoffMax), retryAfter)
 }
 
 // sleep waits for d, and returns false if ctx ends first.

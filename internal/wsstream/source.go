@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,6 +26,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dota-data/ingestion-service/internal/backoff"
 	"github.com/dota-data/ingestion-service/internal/health"
 )
 
@@ -156,14 +156,7 @@ func (s *Source) Run(ctx context.Context, h Handler) error {
 // backoff returns the delay before reconnect attempt n (from 0): between
 // half and all of min(BackoffMax, BackoffMin * 2^n).
 func (s *Source) backoff(n int) time.Duration {
-	d := s.cfg.BackoffMax
-	if n < 32 {
-		if e := s.cfg.BackoffMin << n; e > 0 && e < d {
-			d = e
-		}
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
+	return backoff.Delay(n, s.cfg.BackoffMin, s.cfg.BackoffMax)
 }
 
 // errPingTimeout marks a connection closed because pings went unanswered.
