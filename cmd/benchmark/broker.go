@@ -68,7 +68,49 @@ func (b *broker) newTopic(ctx context.Context, label string) (string, error) {
 		return "", fmt.Errorf("create topic %s: %w", name, err)
 	}
 	b.created = append(b.created, name)
-	return name, nil
+	// A real cluster takes a moment to elect the new partitions' leaders;
+	// a client producing before that backs off for up to seconds, which
+	// the figures would count. Start once every partition has a leader.
+	for {
+		details, err := b.adm.ListTopics(ctx, name)
+		if err == nil {
+			if d, ok := details[name]; ok && d.Err == nil && len(d.Partitions) == partitions && allLed(d.Partitions) {
+				return name, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("topic %s: no leader for every partition: %w", name, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// allLed reports whether every partition has a leader.
+func allLed(ps kadm.PartitionDetails) bool {
+	for _, p := range ps {
+		if p.Err != nil || p.Leader < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// warmUp writes one record keyed warmUpKey to topic and waits until the
+// consumer says it has read it (warm is closed).
+func (b *broker) warmUp(ctx context.Context, topic string, warm <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	r := &kgo.Record{Topic: topic, Key: []byte(warmUpKey), Value: []byte("{}")}
+	if err := b.cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+		return fmt.Errorf("warm-up record: %w", err)
+	}
+	select {
+	case <-warm:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("the consumer did not read the warm-up record: %w", ctx.Err())
+	}
 }
 
 // close deletes the topics created on a real cluster and releases

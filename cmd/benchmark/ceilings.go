@@ -26,6 +26,7 @@ func bareReader(ctx context.Context, firstID int64, n int) (float64, error) {
 		return 0, err
 	}
 	defer g.Close()
+	g.Begin() // a bare reader is ready as soon as it is connected
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, g.url, nil)

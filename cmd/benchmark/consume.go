@@ -23,7 +23,11 @@ type delivery struct {
 // consume reads topic from its start until every one of the n IDs from
 // firstID on has arrived, checking each record's key and value. It fails
 // on a wrong record, and, when ctx ends first, names what is missing.
-func consume(ctx context.Context, brokers []string, topic string, firstID int64, n int, base time.Time) (*delivery, error) {
+//
+// A record keyed warmUpKey is not a match: the scenario writes one before
+// the service starts, and consume closes warm when it reads it, so that
+// the consumer's start-up is not counted as the service's latency.
+func consume(ctx context.Context, brokers []string, topic string, firstID int64, n int, base time.Time, warm chan<- struct{}) (*delivery, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
 		kgo.ConsumeTopics(topic),
@@ -50,6 +54,13 @@ func consume(ctx context.Context, brokers []string, topic string, firstID int64,
 		}
 		for it := fetches.RecordIter(); !it.Done(); {
 			r := it.Next()
+			if string(r.Key) == warmUpKey {
+				if warm != nil {
+					close(warm)
+					warm = nil
+				}
+				continue
+			}
 			id, ok := parseID(r.Key)
 			if !ok || id < firstID || id >= firstID+int64(n) {
 				return d, fmt.Errorf("unexpected key %q at %s/%d@%d", r.Key, r.Topic, r.Partition, r.Offset)
@@ -69,6 +80,9 @@ func consume(ctx context.Context, brokers []string, topic string, firstID int64,
 	}
 	return d, nil
 }
+
+// warmUpKey keys the record that warms the consumer up.
+const warmUpKey = "warm-up"
 
 // missing describes the IDs not consumed when ctx ended.
 func (d *delivery) missing(ctx context.Context, firstID int64) error {

@@ -31,6 +31,7 @@ type loadGen struct {
 	srv       *http.Server
 	claimed   atomic.Bool
 	connected chan struct{} // closed when the first client is accepted
+	begin     chan struct{} // closed by Begin: sending starts
 	done      chan struct{} // closed when sending ended; sendErr says how
 	sendErr   error
 
@@ -57,6 +58,7 @@ func newLoadGen(firstID int64, n, rate int, base time.Time) (*loadGen, error) {
 		sent:      make([]int64, n),
 		ln:        ln,
 		connected: make(chan struct{}),
+		begin:     make(chan struct{}),
 		done:      make(chan struct{}),
 		ctx:       ctx,
 		cancel:    cancel,
@@ -123,6 +125,17 @@ func (g *loadGen) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	<-readDone
 }
 
+// Begin lets the generator send to its client, once connected. A
+// scenario calls it when the service reports ready, so that what is
+// measured is the service running, not starting.
+func (g *loadGen) Begin() {
+	select {
+	case <-g.begin:
+	default:
+		close(g.begin)
+	}
+}
+
 // finish records how sending ended.
 func (g *loadGen) finish(err error) {
 	g.sendErr = err
@@ -134,6 +147,11 @@ const flushAt = 32 << 10
 
 // stream sends the n frames, batching them into few writes.
 func (g *loadGen) stream(ctx context.Context, c *wsConn) error {
+	select {
+	case <-g.begin:
+	case <-ctx.Done():
+		return fmt.Errorf("never told to begin: %w", errors.Join(ctx.Err(), context.Cause(ctx)))
+	}
 	buf := make([]byte, 0, flushAt+64)
 	add := func(i int) {
 		mark := len(buf)

@@ -91,10 +91,18 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 		err error
 	}
 	results := make(chan consumed, 1)
+	warm := make(chan struct{})
 	go func() {
-		d, err := consume(cctx, b.broker.addrs, topic, firstID, n, base)
+		d, err := consume(cctx, b.broker.addrs, topic, firstID, n, base, warm)
 		results <- consumed{d, err}
 	}()
+	// A first record, read back before the service starts: the consumer's
+	// own start-up (and a fresh broker's) is then not counted as latency.
+	if err := b.broker.warmUp(ctx, topic, warm); err != nil {
+		cancel(err)
+		<-results
+		return res, err
+	}
 
 	svc, err := startService(b.bin, []string{
 		"KAFKA_BOOTSTRAP_SERVERS=" + strings.Join(b.broker.addrs, ","),
@@ -114,6 +122,15 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 		return res, err
 	}
 	defer svc.kill()
+	// Send once the service says it is ready (Kafka reachable, producer
+	// ID loaded, stream connected).
+	go func() {
+		if err := waitReady(ctx, port, svc, connectTimeout); err != nil {
+			cancel(err)
+			return
+		}
+		g.Begin()
+	}()
 	profiled := make(chan error, 2)
 	profiles := 0
 	if label == "full" && b.cpuProfile != "" {
@@ -266,4 +283,34 @@ func selfCPU() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// waitReady polls the service's /api/v1/ready until it answers 200, the
+// service exits, or timeout passes.
+func waitReady(ctx context.Context, port int, svc *service, timeout time.Duration) error {
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/api/v1/ready"
+	deadline := time.Now().Add(timeout)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("service not ready within %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-svc.exited:
+			return fmt.Errorf("service exited before it was ready (%v); output:\n%s", svc.waitErr, svc.out)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

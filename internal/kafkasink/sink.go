@@ -46,6 +46,7 @@ type Sink struct {
 
 	closed        atomic.Bool
 	missingLogged atomic.Bool
+	producerReady atomic.Bool // the idempotent producer has its ID
 	published     atomic.Int64
 	failed        atomic.Int64
 	lastAckNS     atomic.Int64 // unix nanoseconds of the latest acknowledgement
@@ -282,6 +283,12 @@ func (s *Sink) Run(ctx context.Context) error {
 		defer func() { <-done }()
 		go func() { defer close(done); s.runCommits(ctx) }()
 	}
+	if !s.transactional() {
+		// Load the idempotent producer's ID now, not when the first match
+		// arrives: on a fresh cluster the brokers may take a few retries
+		// (and a second) to hand one out. Readiness waits for it.
+		go s.loadProducerID(ctx)
+	}
 	t := time.NewTicker(s.cfg.ProbeInterval)
 	defer t.Stop()
 	for {
@@ -290,6 +297,25 @@ func (s *Sink) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+	}
+}
+
+// loadProducerID loads the idempotent producer's ID, retrying every
+// second until it succeeds or ctx ends.
+func (s *Sink) loadProducerID(ctx context.Context) {
+	for {
+		_, _, err := s.client.ProducerID(ctx)
+		if err == nil {
+			s.producerReady.Store(true)
+			s.probe(ctx) // ready now, not at the next probe
+			return
+		}
+		s.log.Debug("Loading the producer ID failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
 		}
 	}
 }
@@ -320,6 +346,10 @@ func (s *Sink) probe(ctx context.Context) {
 	}
 	if buffered := s.Buffered(); buffered > 0 && s.lastAckNS.Load() != 0 && now.Sub(lastAck) > s.cfg.StallAfter {
 		s.setDown(fmt.Sprintf("%d records buffered and none acknowledged for %s", buffered, now.Sub(lastAck).Round(time.Second)))
+		return
+	}
+	if !s.transactional() && !s.producerReady.Load() {
+		s.setDown("waiting for the brokers to hand the producer an ID")
 		return
 	}
 	s.missingLogged.Store(false)
