@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -20,7 +21,9 @@ type broadcast struct {
 	url string
 
 	mu      sync.Mutex
-	subs    map[chan int64]bool
+	subs    map[chan int64]string // subscriber -> the client's name (?client= in its URL)
+	kick    map[string]func()     // closes a named client's connection
+	blocked map[string]bool       // names refused
 	sent    []int64
 	readers []int // readers[i]: clients connected when sent[i] was sent
 	from    int   // heard counts from sent[from] on
@@ -32,7 +35,8 @@ type broadcast struct {
 // Stop.
 func newBroadcast(t *testing.T, first int64, rate int) *broadcast {
 	t.Helper()
-	b := &broadcast{subs: map[chan int64]bool{}, stop: make(chan struct{}), stopped: make(chan struct{})}
+	b := &broadcast{subs: map[chan int64]string{}, kick: map[string]func(){}, blocked: map[string]bool{},
+		stop: make(chan struct{}), stopped: make(chan struct{})}
 	srv := httptest.NewServer(http.HandlerFunc(b.serve))
 	b.url = "ws" + strings.TrimPrefix(srv.URL, "http") + "/matches"
 	go b.run(first, rate)
@@ -71,21 +75,33 @@ func (b *broadcast) run(next int64, rate int) {
 }
 
 func (b *broadcast) serve(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("client")
+	b.mu.Lock()
+	refused := b.blocked[name]
+	b.mu.Unlock()
+	if refused {
+		http.Error(w, "blocked", http.StatusServiceUnavailable)
+		return
+	}
 	c, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return
 	}
 	defer c.CloseNow()
 	ch := make(chan int64, 1<<16)
+	ctx, cancel := context.WithCancel(c.CloseRead(r.Context()))
+	defer cancel()
 	b.mu.Lock()
-	b.subs[ch] = true
+	b.subs[ch] = name
+	if name != "" {
+		b.kick[name] = cancel
+	}
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()
 		delete(b.subs, ch)
 		b.mu.Unlock()
 	}()
-	ctx := c.CloseRead(r.Context())
 	for {
 		select {
 		case <-ctx.Done():
@@ -96,6 +112,18 @@ func (b *broadcast) serve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	}
+}
+
+// block drops the client named name and refuses it from now on, as if
+// its own network to the stream had failed.
+func (b *broadcast) block(name string) {
+	b.mu.Lock()
+	b.blocked[name] = true
+	kick := b.kick[name]
+	b.mu.Unlock()
+	if kick != nil {
+		kick()
 	}
 }
 

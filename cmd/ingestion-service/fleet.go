@@ -93,6 +93,7 @@ type fleetController struct {
 	leading   bool
 	srcCancel context.CancelFunc
 	srcDone   chan error
+	resigned  time.Time // when this replica last handed over the lead
 }
 
 // run follows the role until ctx ends. It leaves the replica in its
@@ -100,11 +101,16 @@ type fleetController struct {
 func (c *fleetController) run(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
+	watch := time.NewTicker(time.Second)
+	defer watch.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			retry.Stop()
 			return
+		case <-watch.C:
+			c.watchSource(ctx)
+			continue
 		case <-c.elector.Changed():
 		case <-c.fencedCh:
 			c.log.Warn("Another replica's writer fenced this one; standing by")
@@ -175,6 +181,33 @@ func (c *fleetController) promote(ctx context.Context) bool {
 	c.log.Info("Leading: took over the stream",
 		"window", len(held), "already_in_kafka", len(held)-published, "published_from_window", published, "took", time.Since(start).String())
 	return true
+}
+
+// watchSource hands the lead to a standby when this replica leads but
+// cannot read the stream (its own connection is down) for half a session
+// timeout: the standbys still read it and hold what it sends in their
+// windows. It does so only if another replica is in the group, and at most
+// once per standby window, so that a stream down for every replica does
+// not make the lead go round.
+func (c *fleetController) watchSource(ctx context.Context) {
+	if !c.leading || c.src.leaderOnly {
+		return
+	}
+	st := c.src.status()
+	grace := c.cfg.Fleet.SessionTimeout / 2
+	if st.Up || time.Since(st.Since) < grace || time.Since(c.resigned) < c.cfg.Fleet.StandbyWindow {
+		return
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := c.elector.Members(qctx)
+	if err != nil || n < 2 {
+		return
+	}
+	c.resigned = time.Now()
+	c.log.Warn("The stream is down on the leader; handing the lead to a standby that still reads it",
+		"down_for", time.Since(st.Since).Round(time.Millisecond).String(), "detail", st.Detail, "members", n)
+	c.elector.Abdicate()
 }
 
 // stopSource stops a leader-only source the controller started, for

@@ -158,3 +158,74 @@ func fleetTally(stream *broadcast, recs []*kgo.Record) (tally, []int64) {
 	tl.duplicates, tl.unexpected = all.duplicates, all.unexpected
 	return tl, missing
 }
+
+// TestFleetLeaderLosesTheStream: the leader's own connection to the stream
+// fails (the stream refuses it) while the standbys still read it. The
+// leader hands the lead over within half a session timeout, and what the
+// stream sent meanwhile, held in the standbys' windows, reaches the topic.
+func TestFleetLeaderLosesTheStream(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	stream := newBroadcast(t, 9_400_000_001, 2000)
+	env := fleetEnv(t, cluster, topic, stream.url)
+	var replicas []*service
+	for i := range 3 {
+		e := map[string]string{}
+		for k, v := range env {
+			e[k] = v
+		}
+		e["SPOOL_DIR"] = filepath.Join(t.TempDir(), "spool-"+strconv.Itoa(i))
+		e["OPENDOTA_STREAM_URL"] = stream.url + "?client=" + strconv.Itoa(i)
+		e["STREAM_BACKOFF_MIN"] = "200ms"
+		replicas = append(replicas, startService(t, e))
+	}
+	first := waitOneLeader(t, replicas, time.Minute)
+	for stream.clients() < 3 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stream.mark()
+	leader := replicas[first]
+	leader.waitFor(t, "the leader publishing", time.Minute, func() bool {
+		return leader.metric(t, "ingestion_matches_published_total") >= 2000
+	})
+
+	lost := time.Now()
+	stream.block(strconv.Itoa(first))
+	deadline := time.Now().Add(30 * time.Second)
+	next := -1
+	for next < 0 || next == first {
+		if time.Now().After(deadline) {
+			t.Fatal("the leader kept the lead without the stream")
+		}
+		time.Sleep(20 * time.Millisecond)
+		if l := leaders(t, replicas); len(l) == 1 {
+			next = l[0]
+		} else if len(l) > 1 {
+			t.Fatalf("replicas %v lead at once", l)
+		}
+	}
+	t.Logf("replica %d leads %s after the leader lost the stream", next, time.Since(lost).Round(time.Millisecond))
+	if !strings.Contains(leader.out.String(), "The stream is down on the leader") {
+		t.Error("the old leader did not say why it handed over")
+	}
+	nl := replicas[next]
+	nl.waitFor(t, "the new leader publishing", time.Minute, func() bool {
+		return nl.metric(t, "ingestion_matches_published_total") >= 2000
+	})
+	stream.Stop()
+	nl.waitFor(t, "everything held delivered", time.Minute, func() bool {
+		return nl.metric(t, "ingestion_buffer_records") == 0 && nl.metric(t, "ingestion_inflight_records") == 0 &&
+			nl.metric(t, "ingestion_spool_records") == 0
+	})
+	for _, r := range replicas {
+		if code, _ := r.stop(t, 30*time.Second); code != 0 {
+			t.Errorf("exit status %d", code)
+		}
+	}
+	recs := cluster.ReadCommitted(t, topic, 30*time.Second)
+	tl, missing := fleetTally(stream, recs)
+	t.Logf("the stream sent %d IDs in all; committed topic: %s", len(stream.all()), tl)
+	if tl.missing != 0 || tl.unexpected != 0 {
+		t.Fatalf("tally %s; first missing %v", tl, head(missing))
+	}
+}

@@ -85,6 +85,7 @@ type Elector struct {
 	mu      sync.Mutex
 	role    Role
 	changed chan struct{} // signalled on every change of role
+	resign  chan struct{} // Abdicate's request
 
 	state      *health.State
 	leader     prometheus.Gauge
@@ -108,6 +109,7 @@ func New(cfg Config, opts []kgo.Opt, log *slog.Logger, reg prometheus.Registerer
 		log:     log,
 		role:    Standby,
 		changed: make(chan struct{}, 1),
+		resign:  make(chan struct{}, 1),
 		state:   health.NewState("joining the group " + cfg.Group),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ingestion_fleet_leader",
@@ -207,29 +209,106 @@ func (e *Elector) Run(ctx context.Context) error {
 	if e.cfg.InstanceID != "" {
 		opts = append(opts, kgo.ClientID(e.cfg.InstanceID))
 	}
+	for {
+		resigned, err := e.member(ctx, opts)
+		if err != nil {
+			return err
+		}
+		if !resigned {
+			e.state.Set(false, "stopped")
+			return nil
+		}
+		// Stay out for a session timeout, so that another member takes
+		// the partition, then join again as a standby.
+		e.state.Set(true, "standby (handed over the lead)")
+		select {
+		case <-ctx.Done():
+			e.state.Set(false, "stopped")
+			return nil
+		case <-time.After(e.cfg.SessionTimeout):
+		}
+	}
+}
+
+// member is one membership of the group: it joins, follows the group until
+// ctx ends or Abdicate asks, then leaves (so that another member takes over
+// at once) and reports whether it left to abdicate.
+func (e *Elector) member(ctx context.Context, opts []kgo.Opt) (resigned bool, err error) {
+	select {
+	case <-e.resign: // a request that came as the role changed: stale
+	default:
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return fmt.Errorf("fleet: group client: %w", err)
+		return false, fmt.Errorf("fleet: group client: %w", err)
 	}
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	go func() {
+		select {
+		case <-e.resign:
+			resigned = true
+			stopPoll()
+		case <-pollCtx.Done():
+		}
+	}()
 	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
+		fs := cl.PollFetches(pollCtx)
+		if pollCtx.Err() != nil {
 			break
 		}
 		fs.EachError(func(_ string, _ int32, err error) {
 			e.log.Warn("Fleet group poll failed", "group", e.cfg.Group, "error", err)
 		})
 	}
-	// Leave the group so that a standby takes over now.
-	e.setRole(Standby, "shutting down")
+	stopPoll()
+	why := "shutting down"
+	if ctx.Err() == nil {
+		why = "handing the lead to another replica"
+	}
+	e.setRole(Standby, why)
 	leaveCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := cl.LeaveGroupContext(leaveCtx); err != nil {
 		e.log.Warn("Leaving the fleet group failed; the others wait for the session timeout", "error", err)
 	}
 	cl.Close()
-	e.state.Set(false, "stopped")
-	return nil
+	return resigned && ctx.Err() == nil, nil
+}
+
+// Abdicate makes a leading replica leave the group for a session timeout,
+// so that another member leads, then join again as a standby. It does
+// nothing unless this replica leads.
+func (e *Elector) Abdicate() {
+	if e.Role() != Leader {
+		return
+	}
+	select {
+	case e.resign <- struct{}{}:
+	default:
+	}
+}
+
+// Members returns how many replicas the group has now, as its coordinator
+// describes it.
+func (e *Elector) Members(ctx context.Context) (int, error) {
+	cl, err := kgo.NewClient(e.opts...)
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	groups, err := kadm.NewClient(cl).DescribeGroups(ctx, e.cfg.Group)
+	if err != nil {
+		return 0, err
+	}
+	g, ok := groups[e.cfg.Group]
+	if !ok {
+		return 0, fmt.Errorf("group %s not described", e.cfg.Group)
+	}
+	if g.Err != nil {
+		return 0, g.Err
+	}
+	return len(g.Members), nil
 }
 
 // ensureTopic creates the coordination topic with one partition if it is

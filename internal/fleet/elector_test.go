@@ -107,6 +107,58 @@ func TestOneLeaderAndHandOver(t *testing.T) {
 	}
 }
 
+func TestAbdicate(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	cfg := Config{Group: "fleet-" + suffix, Topic: "leader-" + suffix, SessionTimeout: 6 * time.Second}
+	ms := []*member{startMember(t, cluster, cfg, "a"), startMember(t, cluster, cfg, "b")}
+	first := oneLeader(t, ms, 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if n, err := first.e.Members(ctx); err != nil || n != 2 {
+		t.Fatalf("Members = %d, %v; want 2", n, err)
+	}
+	first.e.Abdicate()
+	var other *member
+	for _, m := range ms {
+		if m != first {
+			other = m
+		}
+	}
+	waitLeads(t, ms, other)
+	// It comes back, as a standby.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if n, err := first.e.Members(ctx); err == nil && n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the abdicating member did not join again")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if first.e.Role() != Standby || other.e.Role() != Leader {
+		t.Fatalf("roles after the return: %s and %s", first.e.Role(), other.e.Role())
+	}
+	other.e.Abdicate() // and back
+	waitLeads(t, ms, first)
+}
+
+// waitLeads waits until want is the only one of ms that leads.
+func waitLeads(t *testing.T, ms []*member, want *member) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if oneLeader(t, ms, 30*time.Second) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lead did not move")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestConfig(t *testing.T) {
 	if _, err := New(Config{}, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry()); err == nil {
 		t.Fatal("New without a group succeeded")
