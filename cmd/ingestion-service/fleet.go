@@ -150,6 +150,7 @@ func (c *fleetController) promote(ctx context.Context) bool {
 	c.leading = true
 	c.relay.start()
 	if c.src.leaderOnly {
+		c.sw.set(c.rl)
 		srcCtx, cancel := context.WithCancel(ctx)
 		c.srcCancel, c.srcDone = cancel, make(chan error, 1)
 		go func() { c.srcDone <- c.src.run(srcCtx) }()
@@ -227,9 +228,8 @@ func (c *fleetController) demote() {
 	}
 	if c.src.leaderOnly {
 		c.stopSource()
-	} else {
-		c.sw.set(c.window)
 	}
+	c.sw.set(c.window)
 	c.relay.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

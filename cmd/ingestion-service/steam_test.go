@@ -190,3 +190,51 @@ func metricsText(t *testing.T, s *service) string {
 	_, body := s.get(t, "/metrics")
 	return body
 }
+
+// TestFleetSteamSequence: two replicas scan Steam's sequence as a fleet.
+// Only the leader scans; when it is killed, the other takes over and
+// resumes after the highest match_seq_num in the topic: every match is
+// there, duplicates bounded by what the old leader had in flight.
+func TestFleetSteamSequence(t *testing.T) {
+	const n = 20_000
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	fake, url := steamfake.Start(t, steamfake.Options{Count: n})
+	var replicas []*service
+	for i := range 2 {
+		env := steamEnv(cluster, topic, url, fake.Matches()[0].SeqNum, filepath.Join(t.TempDir(), "spool-"+strconv.Itoa(i)), "20ms")
+		env["FLEET_GROUP"] = "fleet-" + topic
+		env["FLEET_TOPIC"] = "leader-" + topic
+		env["FLEET_SESSION_TIMEOUT"] = "6s"
+		replicas = append(replicas, startService(t, env))
+	}
+	first := waitOneLeader(t, replicas, time.Minute)
+	leader := replicas[first]
+	leader.waitFor(t, "the leader publishing", time.Minute, func() bool {
+		return leader.metric(t, "ingestion_matches_published_total") >= 3000
+	})
+	other := replicas[1-first]
+	if got := other.metric(t, "ingestion_steam_matches_total"); got != 0 {
+		t.Fatalf("the standby scanned %v matches; only the leader may", got)
+	}
+	if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-leader.done
+	leader.done <- nil
+	replicas[first] = nil
+	waitOneLeader(t, replicas, 30*time.Second)
+	last := fake.Matches()[n-1].SeqNum
+	other.waitFor(t, "the whole sequence scanned and delivered", 2*time.Minute, func() bool {
+		return other.metric(t, "ingestion_steam_position") == float64(last) &&
+			other.metric(t, "ingestion_inflight_records") == 0 && other.metric(t, "ingestion_spool_records") == 0
+	})
+	if code, _ := other.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	tl := tallySeq(fake.Matches(), cluster.ReadCommitted(t, topic, 30*time.Second))
+	t.Logf("tally of the committed topic: %s", tl)
+	if tl.missing != 0 || tl.wrong != 0 || tl.duplicates > 2000 {
+		t.Fatalf("tally: %s", tl)
+	}
+}
