@@ -5,8 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -33,15 +31,7 @@ func startFleet(t *testing.T, c *realCluster, topic, url string, n int) *replica
 	f := &replicaSet{t: t}
 	base := fleetEnv(t, c.Cluster, topic, url)
 	base["FLEET_SESSION_TIMEOUT"] = "10s"
-	for i := range n {
-		e := map[string]string{}
-		for k, v := range base {
-			e[k] = v
-		}
-		e["SPOOL_DIR"] = filepath.Join(t.TempDir(), "spool-"+strconv.Itoa(i))
-		f.envs = append(f.envs, e)
-		f.replicas = append(f.replicas, startService(t, e))
-	}
+	f.replicas = startReplicas(t, base, n, func(_ int, e map[string]string) { f.envs = append(f.envs, e) })
 	return f
 }
 
@@ -101,18 +91,8 @@ func checkOneWriterAtATime(t *testing.T, recs []*kgo.Record) {
 // settle waits until every replica is connected to the stream and one
 // leads, then marks the stream: the tallies count from there.
 func (f *replicaSet) settle(stream *broadcast) int {
-	t := f.t
-	t.Helper()
-	l := waitOneLeader(t, f.replicas, 2*time.Minute)
-	deadline := time.Now().Add(time.Minute)
-	for stream.clients() < len(f.replicas) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d replicas connected to the stream", stream.clients(), len(f.replicas))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	stream.mark()
-	return l
+	f.t.Helper()
+	return settle(f.t, f.replicas, stream)
 }
 
 // finish stops the stream, lets the leader deliver what it holds, stops

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,6 +29,39 @@ func fleetEnv(t *testing.T, cluster *kafkatest.Cluster, topic, url string) map[s
 		"STREAM_BACKOFF_MAX":      "100ms",
 		"SPOOL_DIR":               filepath.Join(t.TempDir(), "spool"),
 	}
+}
+
+// startReplicas starts n replicas with env, each with a spool of its own,
+// after tweak (if not nil) adjusts the environment of replica i.
+func startReplicas(t *testing.T, env map[string]string, n int, tweak func(i int, e map[string]string)) []*service {
+	t.Helper()
+	var replicas []*service
+	for i := range n {
+		e := maps.Clone(env)
+		e["SPOOL_DIR"] = filepath.Join(t.TempDir(), "spool-"+strconv.Itoa(i))
+		if tweak != nil {
+			tweak(i, e)
+		}
+		replicas = append(replicas, startService(t, e))
+	}
+	return replicas
+}
+
+// settle waits until one replica leads and all are connected to the
+// stream, marks the stream (tallies count from there), and returns the
+// leader.
+func settle(t *testing.T, replicas []*service, stream *broadcast) int {
+	t.Helper()
+	first := waitOneLeader(t, replicas, time.Minute)
+	deadline := time.Now().Add(time.Minute)
+	for stream.clients() < len(replicas) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d replicas connected to the stream", stream.clients(), len(replicas))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stream.mark()
+	return first
 }
 
 // leaders returns the indexes of the replicas that say they lead; a dead
@@ -75,21 +109,8 @@ func TestFleetFailover(t *testing.T) {
 	cluster := kafkatest.Start(t)
 	topic := cluster.Topic(t, 3)
 	stream := newBroadcast(t, 9_000_000_001, 2000)
-	env := fleetEnv(t, cluster, topic, stream.url)
-	var replicas []*service
-	for i := range 3 {
-		e := map[string]string{}
-		for k, v := range env {
-			e[k] = v
-		}
-		e["SPOOL_DIR"] = filepath.Join(t.TempDir(), "spool-"+strconv.Itoa(i))
-		replicas = append(replicas, startService(t, e))
-	}
-	first := waitOneLeader(t, replicas, time.Minute)
-	for stream.clients() < 3 {
-		time.Sleep(20 * time.Millisecond)
-	}
-	stream.mark()
+	replicas := startReplicas(t, fleetEnv(t, cluster, topic, stream.url), 3, nil)
+	first := settle(t, replicas, stream)
 	leader := replicas[first]
 	leader.waitFor(t, "the leader publishing", time.Minute, func() bool {
 		return leader.metric(t, "ingestion_matches_published_total") >= 4000
@@ -167,23 +188,11 @@ func TestFleetLeaderLosesTheStream(t *testing.T) {
 	cluster := kafkatest.Start(t)
 	topic := cluster.Topic(t, 3)
 	stream := newBroadcast(t, 9_400_000_001, 2000)
-	env := fleetEnv(t, cluster, topic, stream.url)
-	var replicas []*service
-	for i := range 3 {
-		e := map[string]string{}
-		for k, v := range env {
-			e[k] = v
-		}
-		e["SPOOL_DIR"] = filepath.Join(t.TempDir(), "spool-"+strconv.Itoa(i))
+	replicas := startReplicas(t, fleetEnv(t, cluster, topic, stream.url), 3, func(i int, e map[string]string) {
 		e["OPENDOTA_STREAM_URL"] = stream.url + "?client=" + strconv.Itoa(i)
 		e["STREAM_BACKOFF_MIN"] = "200ms"
-		replicas = append(replicas, startService(t, e))
-	}
-	first := waitOneLeader(t, replicas, time.Minute)
-	for stream.clients() < 3 {
-		time.Sleep(20 * time.Millisecond)
-	}
-	stream.mark()
+	})
+	first := settle(t, replicas, stream)
 	leader := replicas[first]
 	leader.waitFor(t, "the leader publishing", time.Minute, func() bool {
 		return leader.metric(t, "ingestion_matches_published_total") >= 2000
