@@ -1,6 +1,7 @@
 package backoff
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -26,5 +27,20 @@ func TestDelay(t *testing.T) {
 				t.Fatalf("Delay(%d, %s, %s) = %s, want within [%s, %s]", tt.n, tt.least, tt.most, d, tt.ceiling/2, tt.ceiling)
 			}
 		}
+	}
+}
+
+func TestWait(t *testing.T) {
+	if !Wait(context.Background(), time.Millisecond) || !Wait(context.Background(), 0) {
+		t.Fatal("Wait with a live context reported false")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	if Wait(ctx, time.Hour) || Wait(ctx, 0) {
+		t.Fatal("Wait with an ended context reported true")
+	}
+	if time.Since(start) > time.Minute {
+		t.Fatal("Wait did not return when its context ended")
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/dota-data/ingestion-service/internal/backoff"
 	"github.com/dota-data/ingestion-service/internal/health"
 )
 
@@ -221,11 +222,9 @@ func (e *Elector) Run(ctx context.Context) error {
 		// Stay out for a session timeout, so that another member takes
 		// the partition, then join again as a standby.
 		e.state.Set(true, "standby (handed over the lead)")
-		select {
-		case <-ctx.Done():
+		if !backoff.Wait(ctx, e.cfg.SessionTimeout) {
 			e.state.Set(false, "stopped")
 			return nil
-		case <-time.After(e.cfg.SessionTimeout):
 		}
 	}
 }
@@ -331,10 +330,8 @@ func (e *Elector) ensureTopic(ctx context.Context) error {
 		if attempt == 0 || attempt%30 == 0 {
 			e.log.Warn("Cannot set up the fleet's coordination topic; retrying", "topic", e.cfg.Topic, "error", err)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Wait(ctx, time.Second) {
 			return ctx.Err()
-		case <-time.After(time.Second):
 		}
 	}
 }

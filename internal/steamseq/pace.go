@@ -18,7 +18,7 @@ func (s *Scanner) pace(ctx context.Context, until time.Time) bool {
 	if until.After(at) {
 		at = until
 	}
-	if !sleep(ctx, time.Until(at)) {
+	if !backoff.Wait(ctx, time.Until(at)) {
 		return false
 	}
 	s.lastCall = time.Now()
@@ -50,19 +50,4 @@ func (s *Scanner) failed(endpoint, detailPrefix string, err error) {
 // and all of min(BackoffMax, BackoffMin * 2^n), and at least retryAfter.
 func (s *Scanner) backoff(n int, retryAfter time.Duration) time.Duration {
 	return max(backoff.Delay(n, s.cfg.BackoffMin, s.cfg.BackoffMax), retryAfter)
-}
-
-// sleep waits for d, and returns false if ctx ends first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dota-data/ingestion-service/internal/backoff"
 	"github.com/dota-data/ingestion-service/internal/health"
 	"github.com/dota-data/ingestion-service/internal/match"
 )
@@ -160,7 +161,7 @@ func (s *Scanner) run(ctx context.Context, resume ResumeFunc, h Handler) error {
 		}
 		if s.cfg.HeadInterval > 0 && idleUntil.After(nextHead) {
 			// Refresh the head while idle, then come back to the page.
-			if !sleep(ctx, time.Until(nextHead)) {
+			if !backoff.Wait(ctx, time.Until(nextHead)) {
 				return nil
 			}
 			continue
@@ -218,7 +219,7 @@ func (s *Scanner) start(ctx context.Context, resume ResumeFunc) (next int64, fro
 		s.state.Set(false, "waiting for a start position: resume: "+s.redact(err.Error()))
 		s.log.Warn("Cannot read the resume position, retrying",
 			"error", s.redact(err.Error()), "attempt", attempt+1, "retry_in", delay.String())
-		if !sleep(ctx, delay) {
+		if !backoff.Wait(ctx, delay) {
 			return 0, false, nil
 		}
 	}

@@ -142,13 +142,9 @@ func (s *Source) Run(ctx context.Context, h Handler) error {
 		s.state.Set(false, fmt.Sprintf("%s: %v", reason, err))
 		s.log.Warn("Stream connection lost, reconnecting",
 			"reason", reason, "error", err, "attempt", attempt, "retry_in", delay.String(), "url", s.cfg.URL)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Wait(ctx, delay) {
 			s.state.Set(false, "stopped")
 			return nil
-		case <-t.C:
 		}
 	}
 }
