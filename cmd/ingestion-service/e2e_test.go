@@ -226,6 +226,25 @@ func (s *service) metric(t *testing.T, name string) float64 {
 	return sum
 }
 
+// kill stops the service with SIGKILL, as a crash would, and waits for
+// it to end.
+func (s *service) kill(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	s.done <- nil
+}
+
+// holdsNothing reports whether the service's relay holds no match: none
+// in memory, in flight to Kafka, or in the spool.
+func (s *service) holdsNothing(t *testing.T) bool {
+	t.Helper()
+	return s.metric(t, "ingestion_buffer_records") == 0 && s.metric(t, "ingestion_inflight_records") == 0 &&
+		s.metric(t, "ingestion_spool_records") == 0
+}
+
 func (s *service) stop(t *testing.T, timeout time.Duration) (int, time.Duration) {
 	t.Helper()
 	start := time.Now()

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -86,11 +85,7 @@ func TestFaultSIGKILLInDiskMode(t *testing.T) {
 	first.waitFor(t, "matches flowing", time.Minute, func() bool {
 		return first.metric(t, "ingestion_matches_published_total") >= 5000
 	})
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-first.done
-	first.done <- nil
+	first.kill(t)
 
 	// What the spool held at the kill: read a copy, leaving the original
 	// for the restarted service.
@@ -100,8 +95,7 @@ func TestFaultSIGKILLInDiskMode(t *testing.T) {
 	second := startService(t, env)
 	stream.waitFinished(t, 2*time.Minute)
 	second.waitFor(t, "the spool replayed and the stream published", time.Minute, func() bool {
-		return second.metric(t, "ingestion_spool_records") == 0 && second.metric(t, "ingestion_inflight_records") == 0 &&
-			second.metric(t, "ingestion_buffer_records") == 0
+		return second.holdsNothing(t)
 	})
 	if code, _ := second.stop(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit status after restart = %d", code)

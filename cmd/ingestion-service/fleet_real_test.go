@@ -104,8 +104,7 @@ func (f *replicaSet) finish(stream *broadcast, c *realCluster, topic string) tal
 	l := waitOneLeader(t, f.replicas, time.Minute)
 	leader := f.replicas[l]
 	leader.waitFor(t, "everything held delivered", 2*time.Minute, func() bool {
-		return leader.metric(t, "ingestion_buffer_records") == 0 && leader.metric(t, "ingestion_inflight_records") == 0 &&
-			leader.metric(t, "ingestion_spool_records") == 0
+		return leader.holdsNothing(t)
 	})
 	f.stopAll()
 	recs := c.ReadCommitted(t, topic, time.Minute)
@@ -134,11 +133,7 @@ func TestFaultFleetLeaderKilled(t *testing.T) {
 		return leader.metric(t, "ingestion_matches_published_total") >= 5*fleetRate
 	})
 	killed := time.Now()
-	if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-leader.done
-	leader.done <- nil
+	leader.kill(t)
 	f.replicas[first] = nil
 	next := waitOneLeader(t, f.replicas, time.Minute)
 	failover := time.Since(killed)

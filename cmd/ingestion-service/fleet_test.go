@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -129,11 +128,7 @@ func TestFleetFailover(t *testing.T) {
 	}
 
 	killed := time.Now()
-	if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-leader.done
-	leader.done <- nil
+	leader.kill(t)
 	replicas[first] = nil
 	next := waitOneLeader(t, replicas, 30*time.Second)
 	failover := time.Since(killed)
@@ -148,8 +143,7 @@ func TestFleetFailover(t *testing.T) {
 	})
 	stream.Stop()
 	newLeader.waitFor(t, "everything held delivered", time.Minute, func() bool {
-		return newLeader.metric(t, "ingestion_buffer_records") == 0 && newLeader.metric(t, "ingestion_inflight_records") == 0 &&
-			newLeader.metric(t, "ingestion_spool_records") == 0
+		return newLeader.holdsNothing(t)
 	})
 	for _, r := range replicas {
 		if r != nil {
@@ -223,8 +217,7 @@ func TestFleetLeaderLosesTheStream(t *testing.T) {
 	})
 	stream.Stop()
 	nl.waitFor(t, "everything held delivered", time.Minute, func() bool {
-		return nl.metric(t, "ingestion_buffer_records") == 0 && nl.metric(t, "ingestion_inflight_records") == 0 &&
-			nl.metric(t, "ingestion_spool_records") == 0
+		return nl.holdsNothing(t)
 	})
 	for _, r := range replicas {
 		if code, _ := r.stop(t, 30*time.Second); code != 0 {

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -154,18 +153,13 @@ func TestFaultSteamSequenceKill9(t *testing.T) {
 	first.waitFor(t, "matches flowing", time.Minute, func() bool {
 		return first.metric(t, "ingestion_matches_published_total") >= 5000
 	})
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-first.done
-	first.done <- nil
+	first.kill(t)
 	killedAt := len(cluster.ReadToEnd(t, topic, 30*time.Second))
 
 	second := startService(t, env)
 	last := fake.Matches()[n-1].SeqNum
 	second.waitFor(t, "the whole sequence scanned and delivered", 2*time.Minute, func() bool {
-		return second.metric(t, "ingestion_steam_position") == float64(last) &&
-			second.metric(t, "ingestion_spool_records") == 0 && second.metric(t, "ingestion_inflight_records") == 0
+		return second.metric(t, "ingestion_steam_position") == float64(last) && second.holdsNothing(t)
 	})
 	if code, _ := second.stop(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit status after restart %d", code)
@@ -217,17 +211,12 @@ func TestFleetSteamSequence(t *testing.T) {
 	if got := other.metric(t, "ingestion_steam_matches_total"); got != 0 {
 		t.Fatalf("the standby scanned %v matches; only the leader may", got)
 	}
-	if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-leader.done
-	leader.done <- nil
+	leader.kill(t)
 	replicas[first] = nil
 	waitOneLeader(t, replicas, 30*time.Second)
 	last := fake.Matches()[n-1].SeqNum
 	other.waitFor(t, "the whole sequence scanned and delivered", 2*time.Minute, func() bool {
-		return other.metric(t, "ingestion_steam_position") == float64(last) &&
-			other.metric(t, "ingestion_inflight_records") == 0 && other.metric(t, "ingestion_spool_records") == 0
+		return other.metric(t, "ingestion_steam_position") == float64(last) && other.holdsNothing(t)
 	})
 	if code, _ := other.stop(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit status %d", code)
