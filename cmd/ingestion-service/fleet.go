@@ -83,7 +83,6 @@ type fleetController struct {
 	log      *slog.Logger
 	elector  *fleet.Elector
 	sink     *kafkasink.Sink
-	rl       *relay.Relay
 	relay    *relayRunner
 	sw       *publisherSwitch
 	window   *fleet.Window
@@ -150,7 +149,7 @@ func (c *fleetController) promote(ctx context.Context) bool {
 	c.leading = true
 	c.relay.start()
 	if c.src.leaderOnly {
-		c.sw.set(c.rl)
+		c.sw.set(c.relay.rl)
 		srcCtx, cancel := context.WithCancel(ctx)
 		c.srcCancel, c.srcDone = cancel, make(chan error, 1)
 		go func() { c.srcDone <- c.src.run(srcCtx) }()
@@ -159,7 +158,7 @@ func (c *fleetController) promote(ctx context.Context) bool {
 	}
 	// From now on the pipeline publishes; then hand on what the window
 	// held and the old leader had not delivered.
-	c.sw.set(c.rl)
+	c.sw.set(c.relay.rl)
 	held := c.window.Drain()
 	since := time.Now().Add(-c.cfg.Fleet.StandbyWindow - time.Minute) // a minute for clock skew
 	readCtx, cancelRead := context.WithTimeout(ctx, 30*time.Second)
@@ -173,7 +172,7 @@ func (c *fleetController) promote(ctx context.Context) bool {
 		if delivered[m.ID] {
 			continue
 		}
-		if err := c.rl.Publish(ctx, m); err != nil {
+		if err := c.relay.rl.Publish(ctx, m); err != nil {
 			c.log.Error("Match from the standby window dropped", "match_id", m.ID, "error", err)
 			continue
 		}

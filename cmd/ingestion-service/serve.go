@@ -159,7 +159,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		close(ctlDone)
 	} else {
 		ctl = &fleetController{
-			cfg: cfg, log: log.With("component", "fleet"), elector: elector, sink: sink, rl: rl,
+			cfg: cfg, log: log.With("component", "fleet"), elector: elector, sink: sink,
 			relay: runner, sw: sw, window: window, src: src, fencedCh: make(chan struct{}, 1),
 		}
 		go func() { _ = elector.Run(electorCtx); close(electorDone) }()

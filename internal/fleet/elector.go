@@ -51,9 +51,6 @@ type Config struct {
 	// takes; default 10s. Kafka bounds it with group.min.session.timeout.ms
 	// (6s by default) and group.max.session.timeout.ms.
 	SessionTimeout time.Duration
-	// InstanceID, when set, is sent with the group requests so that the
-	// group logs name the replica; default the client's ID.
-	InstanceID string
 }
 
 func (c Config) withDefaults() Config {
@@ -207,9 +204,6 @@ func (e *Elector) Run(ctx context.Context) error {
 			e.state.Set(false, "lost the group membership; rejoining")
 		}),
 	)
-	if e.cfg.InstanceID != "" {
-		opts = append(opts, kgo.ClientID(e.cfg.InstanceID))
-	}
 	for {
 		resigned, err := e.member(ctx, opts)
 		if err != nil {
