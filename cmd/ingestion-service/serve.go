@@ -138,10 +138,18 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		}
 		bgDone <- struct{}{}
 	}()
-	// The source runs here unless, in a fleet, only the leader runs it.
+	// The source runs here unless, in a fleet, only the leader runs it. A
+	// source that gives up (it returns an error) stops the service.
 	srcDone := make(chan error, 1)
 	if elector == nil || !src.leaderOnly {
-		go func() { srcDone <- src.run(runCtx) }()
+		go func() {
+			err := src.run(runCtx)
+			if err != nil && runCtx.Err() == nil {
+				log.Error("The source stopped; shutting down", "error", err)
+				stopRun()
+			}
+			srcDone <- err
+		}()
 	} else {
 		srcDone <- nil
 	}

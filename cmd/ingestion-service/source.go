@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -88,12 +89,17 @@ func newSource(cfg config.Config, pipe *pipeline.Pipeline, sink *kafkasink.Sink,
 
 // runScanner runs the scanner until ctx ends. Should the pipeline refuse
 // a match (the service is closing), the scanner stops with its position
-// just before it, and starts again from there a second later.
+// just before it, and starts again from there a second later. It returns
+// the scanner's error when it cannot know where to start
+// (steamseq.ErrForeignTopic).
 func runScanner(ctx context.Context, sc *steamseq.Scanner, resume steamseq.ResumeFunc, h steamseq.Handler, log *slog.Logger) error {
 	for {
 		err := sc.Run(ctx, resume, h)
 		if err == nil || ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, steamseq.ErrForeignTopic) {
+			return err
 		}
 		log.Warn("Steam scanner stopped; starting again after its position", "error", err, "position", sc.Position())
 		select {
@@ -105,28 +111,43 @@ func runScanner(ctx context.Context, sc *steamseq.Scanner, resume steamseq.Resum
 }
 
 // resumeFrom finds where the scanner stopped. Within one process that is
-// its own position (when own is true: no other replica can have moved on).
-// Otherwise it is the highest match_seq_num in the topic, read once the
-// spool's backlog from an earlier run has reached Kafka: what the spool
-// held is then in the topic, so the scanner neither skips nor repeats it.
+// its own state (when own is true: no other replica can have moved on).
+// Otherwise the topic tells: the highest match_seq_num and rescan
+// position in its newest records, and the seqs delivered above the rescan
+// position, read once the spool's backlog from an earlier run has reached
+// Kafka: what the spool held is then in the topic, so the scanner neither
+// skips nor repeats it.
 func resumeFrom(sink *kafkasink.Sink, rl *relay.Relay, sc *steamseq.Scanner, own bool, log *slog.Logger) steamseq.ResumeFunc {
-	return func(ctx context.Context) (int64, bool, error) {
-		if p := sc.Position(); own && p > 0 {
-			return p, true, nil
+	return func(ctx context.Context, behind int64) (steamseq.Resume, error) {
+		if snap := sc.Snapshot(); own && snap.Found {
+			return snap, nil
 		}
 		if err := waitRelayEmpty(ctx, rl, log); err != nil {
-			return 0, false, err
+			return steamseq.Resume{}, err
 		}
 		readCtx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		seq, ok, err := sink.HighestSeqNum(readCtx)
+		st, err := sink.ScanState(readCtx)
 		if err != nil {
-			return 0, false, fmt.Errorf("read the highest match_seq_num in Kafka: %w", err)
+			return steamseq.Resume{}, fmt.Errorf("read the highest match_seq_num in Kafka: %w", err)
 		}
-		if ok {
-			log.Info("Resuming after the highest match_seq_num in Kafka", "match_seq_num", seq)
+		if st.Seq == 0 {
+			return steamseq.Resume{Foreign: st.Records}, nil
 		}
-		return seq, ok, nil
+		res := steamseq.Resume{Found: true, Seq: st.Seq, Rescan: st.Rescan}
+		if res.Rescan == 0 || res.Rescan > res.Seq {
+			// Written by a version without the rescan: read the last
+			// behind seqs again.
+			res.Rescan = max(res.Seq-behind, 0)
+		}
+		if behind > 0 {
+			if res.Delivered, err = sink.SeqsAbove(readCtx, res.Rescan, res.Seq); err != nil {
+				return steamseq.Resume{}, fmt.Errorf("read the match_seq_nums delivered above %d in Kafka: %w", res.Rescan, err)
+			}
+		}
+		log.Info("Resuming after the highest match_seq_num in Kafka", "match_seq_num", res.Seq,
+			"rescan_after", res.Rescan, "delivered_above_rescan", len(res.Delivered))
+		return res, nil
 	}
 }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,6 +27,7 @@ func steamEnv(cluster *kafkatest.Cluster, topic, url string, first int64, spoolD
 		"STEAM_API_KEY":           steamfake.DefaultKey,
 		"STEAM_START_SEQ_NUM":     strconv.FormatInt(first, 10),
 		"STEAM_MIN_INTERVAL":      minInterval,
+		"STEAM_KEY_INTERVAL":      minInterval,
 		"STEAM_IDLE_WAIT":         "50ms",
 		"STEAM_HEAD_INTERVAL":     "0",
 		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(cluster.Brokers, ","),
@@ -225,5 +228,245 @@ func TestFleetSteamSequence(t *testing.T) {
 	t.Logf("tally of the committed topic: %s", tl)
 	if tl.missing != 0 || tl.wrong != 0 || tl.duplicates > 2000 {
 		t.Fatalf("tally: %s", tl)
+	}
+}
+
+// labelled returns the value of name{labels} in /metrics, or -1.
+func labelled(t *testing.T, s *service, name, labels string) float64 {
+	t.Helper()
+	prefix := name + "{" + labels + "} "
+	for _, line := range strings.Split(metricsText(t, s), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// TestSteamSequenceCompleteWithinSteamsLimits runs the binary against a
+// fake as hard as Steam: two keys that Steam allows one call per 2 s
+// each (429 without Retry-After beyond that), 3% of the matches listed
+// only once the head has moved 300 seqs on, pages of 99, one match that
+// never loads, real-size match objects, and a head that keeps moving.
+// The service is killed with SIGKILL mid-scan and started again. Every
+// match the fake lists, the late ones included, is on the topic; the
+// broken one is skipped and counted; at most 10% of the calls were
+// refused and each key made a quarter of them; no key shows anywhere.
+func TestSteamSequenceCompleteWithinSteamsLimits(t *testing.T) {
+	keys := []string{"first-s3cr3t-KEY-0001", "second-s3cr3t-KEY-0002"}
+	const limit = 2 * time.Second
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	fake, url := steamfake.Start(t, steamfake.Options{
+		Count: 1000, Keys: keys, RateInterval: limit,
+		LateFraction: 0.03, LateBy: 300, HiddenEvery: 100,
+	})
+	first := fake.Matches()[0].SeqNum
+	// Seq first+1700 is reached after the restart.
+	broken := first + 1700
+	fake.Break(broken, 0)
+
+	env := steamEnv(cluster, topic, url, first, filepath.Join(t.TempDir(), "spool"), "1s")
+	env["STEAM_API_KEY"] = strings.Join(keys, ",")
+	delete(env, "STEAM_KEY_INTERVAL") // each key starts at the default 5 s
+	env["STEAM_IDLE_WAIT"] = "2s"
+	env["STEAM_HEAD_INTERVAL"] = "30s"
+	env["STEAM_RESCAN_BEHIND"] = "600"
+	env["STEAM_RESCAN_DELAY"] = "30s" // late matches show 300 seqs, 20 s, after their time
+	env["STEAM_SKIP_AFTER"] = "5s"
+
+	// Dota goes on: 15 matches a second, 900 more in all.
+	produced := make(chan struct{})
+	stopProducing := make(chan struct{})
+	t.Cleanup(func() { close(stopProducing) })
+	go func() {
+		defer close(produced)
+		tk := time.NewTicker(time.Second)
+		defer tk.Stop()
+		for range 60 {
+			select {
+			case <-stopProducing:
+				return
+			case <-tk.C:
+				fake.Advance(15)
+			}
+		}
+	}()
+
+	firstRun := startService(t, env)
+	firstRun.waitFor(t, "the primary cursor past the backlog and the rescan moving", 4*time.Minute, func() bool {
+		return firstRun.metric(t, "ingestion_steam_position") > float64(first+1100) &&
+			firstRun.metric(t, "ingestion_steam_rescan_position") > float64(first+200)
+	})
+	firstRun.kill(t)
+	killedAt := len(cluster.ReadToEnd(t, topic, 30*time.Second))
+
+	second := startService(t, env)
+	<-produced
+	listed := fake.Matches()
+	head := listed[len(listed)-1].SeqNum // the newest listed: Steam may hide the very last
+	second.waitFor(t, "both cursors at the head and everything delivered", 6*time.Minute, func() bool {
+		return second.metric(t, "ingestion_steam_position") == float64(head) &&
+			second.metric(t, "ingestion_steam_rescan_position") == float64(head) && second.holdsNothing(t)
+	})
+
+	// What an operator sees: /metrics and readiness, the output.
+	metrics := metricsText(t, second)
+	_, ready := second.get(t, "/api/v1/ready")
+	skippedPrimary := labelled(t, second, "ingestion_steam_skipped_total", `cursor="primary"`)
+	skippedRescan := labelled(t, second, "ingestion_steam_skipped_total", `cursor="rescan"`)
+	intervals := []float64{
+		labelled(t, second, "ingestion_steam_key_interval_seconds", `key="1"`),
+		labelled(t, second, "ingestion_steam_key_interval_seconds", `key="2"`),
+	}
+	if code, _ := second.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status after restart %d", code)
+	}
+
+	recs := cluster.ReadToEnd(t, topic, 30*time.Second)
+	var want []match.Match
+	for _, m := range fake.Matches() {
+		if m.SeqNum != broken {
+			want = append(want, m)
+		}
+	}
+	tl := tallySeq(want, recs)
+	var byRescan int
+	for _, r := range recs {
+		h := map[string]string{}
+		for _, x := range r.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if h[kafkasink.HeaderRescanSeqNum] == h[kafkasink.HeaderSeqNum] {
+			byRescan++
+		}
+	}
+	var listedLate int
+	for _, m := range fake.LateMatches() {
+		if m.SeqNum+300 <= head {
+			listedLate++
+		}
+	}
+	calls := fake.Calls()
+	perKey := make([]int, len(keys))
+	var refused int
+	for _, c := range calls {
+		if c.Key >= 0 {
+			perKey[c.Key]++
+		}
+		if c.Status == http.StatusTooManyRequests {
+			refused++
+		}
+	}
+	t.Logf("killed with %d records in the topic; tally: %s; %d late matches listed, %d records found by the rescan; "+
+		"%d calls, %d refused (%.1f%%), per key %v; learned intervals %v s (limit %v); skipped: primary %v, rescan %v",
+		killedAt, tl, listedLate, byRescan, len(calls), refused, 100*float64(refused)/float64(len(calls)), perKey,
+		intervals, limit, skippedPrimary, skippedRescan)
+
+	if tl.missing != 0 || tl.wrong != 0 {
+		t.Fatalf("tally: %s; want none missing or wrong", tl)
+	}
+	if tl.duplicates > 300 {
+		t.Errorf("%d duplicates: more than the records in flight at the kill explain", tl.duplicates)
+	}
+	if listedLate == 0 || byRescan == 0 {
+		t.Errorf("%d late matches listed, %d found by the rescan: the test proves nothing about late listing", listedLate, byRescan)
+	}
+	for _, r := range recs {
+		if id, _ := strconv.ParseInt(string(r.Key), 10, 64); id == fakeIDAt(fake, broken) {
+			t.Errorf("the broken match %s was published", r.Key)
+		}
+	}
+	if skippedPrimary != 1 || skippedRescan != 1 {
+		t.Errorf("ingestion_steam_skipped_total: primary %v, rescan %v; want the broken match skipped once by each", skippedPrimary, skippedRescan)
+	}
+	if !strings.Contains(second.out.String(), `"from_seq":`+strconv.FormatInt(broken, 10)) {
+		t.Errorf("the skip is not logged with its seq %d", broken)
+	}
+	if f := float64(refused) / float64(len(calls)); f > 0.10 {
+		t.Errorf("%.1f%% of the calls were refused, want at most 10%%", 100*f)
+	}
+	for i, n := range perKey {
+		if n*4 < len(calls) {
+			t.Errorf("key %d made %d of the %d calls, want at least a quarter", i+1, n, len(calls))
+		}
+	}
+	if killedAt == 0 || killedAt >= len(want) {
+		t.Errorf("killed with %d of %d records in the topic: not mid-scan", killedAt, len(want))
+	}
+	for _, k := range keys {
+		for where, text := range map[string]string{
+			"output": firstRun.out.String() + second.out.String(), "/metrics": metrics, "/api/v1/ready": ready,
+		} {
+			if strings.Contains(text, k) || strings.Contains(text, "s3cr3t") {
+				t.Errorf("a key shows in %s", where)
+			}
+		}
+	}
+}
+
+// fakeIDAt returns the match ID the fake gives seq.
+func fakeIDAt(fake *steamfake.Server, seq int64) int64 {
+	body, ok := fake.Body(seq)
+	if !ok {
+		return 0
+	}
+	var m struct {
+		MatchID int64 `json:"match_id"`
+	}
+	_ = json.Unmarshal([]byte(body), &m)
+	return m.MatchID
+}
+
+// TestSteamSequenceRefusesAForeignTopic: a topic that holds records but
+// none with a match_seq_num (another source wrote it, or retention
+// emptied the scanner's) does not make the scanner start at the head
+// silently: the service exits with an error naming STEAM_START_SEQ_NUM,
+// having called Steam not once. With STEAM_START_SEQ_NUM set it starts
+// there.
+func TestSteamSequenceRefusesAForeignTopic(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.Brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("42"), Value: []byte(`{"match_id":42}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fake, url := steamfake.Start(t, steamfake.Options{Count: 300})
+	env := steamEnv(cluster, topic, url, 0, filepath.Join(t.TempDir(), "spool"), "0")
+	delete(env, "STEAM_START_SEQ_NUM")
+
+	svc := startService(t, env)
+	select {
+	case <-svc.done:
+	case <-time.After(time.Minute):
+		t.Fatal("the service did not stop")
+	}
+	if code := svc.cmd.ProcessState.ExitCode(); code == 0 {
+		t.Errorf("exit status 0, want a failure")
+	}
+	out := svc.out.String()
+	if !strings.Contains(out, "none with a match_seq_num") || !strings.Contains(out, "STEAM_START_SEQ_NUM") {
+		t.Errorf("the output does not say why, nor what to set:\n%s", tail(out, 3000))
+	}
+	if n := len(fake.Calls()); n != 0 {
+		t.Errorf("%d calls to Steam before refusing", n)
+	}
+
+	env["STEAM_START_SEQ_NUM"] = strconv.FormatInt(fake.Matches()[100].SeqNum, 10)
+	again := startService(t, env)
+	again.waitFor(t, "200 matches published", time.Minute, func() bool {
+		return again.metric(t, "ingestion_matches_published_total") == 200
+	})
+	if code, _ := again.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
 	}
 }

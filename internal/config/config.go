@@ -195,10 +195,14 @@ var Vars = []Var{
 	{Name: "OPENDOTA_LOGS_CHANNELS", Default: "api", Help: "lines that yield match IDs: api (new matches from the Steam API), parsed (parsed matches), or api,parsed"},
 	{Name: "OPENDOTA_LOGS_IDLE_TIMEOUT", Default: "5m", Help: "a log stream silent this long is reconnected"},
 	{Name: "STEAM_API_URL", Default: steamseq.DefaultBaseURL, Help: "Steam Web API base URL (SOURCE=steam-sequence)"},
-	{Name: "STEAM_API_KEY", Help: "Steam Web API key, required with SOURCE=steam-sequence; never logged", Secret: true},
+	{Name: "STEAM_API_KEY", Help: "Steam Web API key, or several separated by commas (each is paced on its own), required with SOURCE=steam-sequence; never logged", Secret: true},
 	{Name: "STEAM_START_SEQ_NUM", Default: "0", Help: "match_seq_num to start at when the topic holds none; 0 starts at the newest match"},
 	{Name: "STEAM_IDLE_WAIT", Default: "5s", Help: "wait after a page that was not full (the scanner has caught up)"},
-	{Name: "STEAM_MIN_INTERVAL", Default: "1s", Help: "least time between two calls to the Steam Web API"},
+	{Name: "STEAM_KEY_INTERVAL", Default: "5s", Help: "time between two calls with one key that each key starts at; it then adapts to Steam's refusals"},
+	{Name: "STEAM_MIN_INTERVAL", Default: "1s", Help: "floor of a key's adaptive interval: the least time between two calls with one key"},
+	{Name: "STEAM_RESCAN_BEHIND", Default: "50000", Help: "seq numbers a second cursor trails the first by, to find matches Steam lists late; 0 turns the rescan off"},
+	{Name: "STEAM_RESCAN_DELAY", Default: "1h", Help: "the rescan also reads a seq this long after the first cursor passed it, if that comes first; 0 leaves only STEAM_RESCAN_BEHIND"},
+	{Name: "STEAM_SKIP_AFTER", Default: "2m", Help: "a match Steam keeps failing to serve (status 2) is stepped past after this long and 3 tries, counted, and read again by the rescan"},
 	{Name: "STEAM_HEAD_INTERVAL", Default: "60s", Help: "how often the newest match_seq_num is fetched to report the lag; 0 disables"},
 	{Name: "BUFFER_MAX_RECORDS", Default: "100000", Help: "matches held in memory before spilling to disk (overflow) or blocking/dropping (memory)"},
 	{Name: "SPOOL_MODE", Default: "overflow", Help: "overflow (memory, then disk), disk (write every match ahead) or memory (no disk); disk by default with SOURCE=steam-sequence"},
@@ -354,20 +358,36 @@ func (r *reader) load() Config {
 	}
 	c.Steam = steamseq.Config{
 		BaseURL:      r.str("STEAM_API_URL", steamseq.DefaultBaseURL),
-		Key:          r.get("STEAM_API_KEY"),
 		StartSeqNum:  int64(r.integer("STEAM_START_SEQ_NUM", 0, 0, math.MaxInt)),
 		IdleWait:     r.duration("STEAM_IDLE_WAIT", steamseq.DefaultIdleWait, time.Millisecond),
+		KeyInterval:  r.duration("STEAM_KEY_INTERVAL", steamseq.DefaultKeyInterval, time.Millisecond),
 		MinInterval:  r.duration("STEAM_MIN_INTERVAL", steamseq.DefaultMinInterval, time.Millisecond),
+		RescanBehind: int64(r.integer("STEAM_RESCAN_BEHIND", steamseq.DefaultRescanBehind, 0, math.MaxInt)),
+		RescanDelay:  r.duration("STEAM_RESCAN_DELAY", steamseq.DefaultRescanDelay, time.Second),
+		SkipAfter:    r.duration("STEAM_SKIP_AFTER", steamseq.DefaultSkipAfter, time.Millisecond),
 		HeadInterval: r.duration("STEAM_HEAD_INTERVAL", steamseq.DefaultHeadInterval, time.Second),
 	}
+	c.Steam.Keys = r.keys("STEAM_API_KEY")
 	if c.Steam.MinInterval == 0 {
 		c.Steam.MinInterval = -1 // 0 asks for no minimum
+	}
+	if c.Steam.KeyInterval == 0 {
+		c.Steam.KeyInterval = -1 // 0 starts at the floor
+	}
+	if c.Steam.RescanBehind == 0 {
+		c.Steam.RescanBehind = -1 // 0 turns the rescan off
+	}
+	if c.Steam.RescanDelay == 0 {
+		c.Steam.RescanDelay = -1 // 0 leaves only the distance
+	}
+	if c.Steam.SkipAfter == 0 {
+		c.Steam.SkipAfter = -1 // 0 steps past after the tries alone
 	}
 	if c.Steam.HeadInterval == 0 {
 		c.Steam.HeadInterval = -1 // 0 disables
 	}
 	if c.Source == SourceSteamSequence {
-		if c.Steam.Key == "" {
+		if len(c.Steam.Keys) == 0 {
 			r.fail("STEAM_API_KEY", "", "required with SOURCE=steam-sequence")
 		}
 		if u, err := url.Parse(c.Steam.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -487,6 +507,35 @@ func defaultMode(source string) relay.Mode {
 		return relay.Disk
 	}
 	return relay.Overflow
+}
+
+// keys reads a comma-separated list of secrets, trimmed, without empty
+// items. An error names a key by its position, never by its value.
+func (r *reader) keys(name string) []string {
+	var out []string
+	seen := map[string]int{}
+	for _, v := range strings.Split(r.get(name), ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		if at, ok := seen[v]; ok {
+			r.fail(name, "", fmt.Sprintf("key %d repeats key %d", len(out)+1, at))
+		}
+		out = append(out, v)
+		seen[v] = len(out)
+	}
+	return out
+}
+
+// maskKeys describes keys without showing any: how many there are.
+func maskKeys(keys []string) string {
+	switch len(keys) {
+	case 0:
+		return ""
+	case 1:
+		return "REDACTED"
+	}
+	return fmt.Sprintf("REDACTED (%d keys)", len(keys))
 }
 
 // list reads a comma-separated list, trimmed and lower-cased, without
@@ -646,7 +695,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("opendota_logs_url", RedactURL(c.Logs.URL)),
 		slog.String("opendota_logs_channels", strings.Join(c.Logs.Channels, ",")),
 		slog.String("steam_api_url", RedactURL(c.Steam.BaseURL)),
-		slog.String("steam_api_key", mask(c.Steam.Key)),
+		slog.String("steam_api_key", maskKeys(c.Steam.Keys)),
+		slog.String("steam_key_interval", c.Steam.KeyInterval.String()),
+		slog.Int64("steam_rescan_behind", c.Steam.RescanBehind),
+		slog.String("steam_rescan_delay", c.Steam.RescanDelay.String()),
 		slog.Int64("steam_start_seq_num", c.Steam.StartSeqNum),
 		slog.String("kafka_brokers", strings.Join(c.Kafka.Brokers, ",")),
 		slog.String("kafka_topic", c.Kafka.Topic),

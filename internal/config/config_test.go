@@ -305,7 +305,7 @@ func TestSourceSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Source != SourceSteamSequence || c.Relay.Mode != relay.Disk || c.Steam.Key != "s3cr3t-key" ||
+	if c.Source != SourceSteamSequence || c.Relay.Mode != relay.Disk || !slices.Equal(c.Steam.Keys, []string{"s3cr3t-key"}) ||
 		c.Steam.StartSeqNum != 6_700_000_000 || c.Steam.BaseURL != "http://127.0.0.1:9" {
 		t.Fatalf("steam-sequence: %+v, mode %q", c.Steam, c.Relay.Mode)
 	}
@@ -313,6 +313,20 @@ func TestSourceSettings(t *testing.T) {
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "config", c)
 	if strings.Contains(logged.String(), "s3cr3t-key") || !strings.Contains(logged.String(), `"steam_api_key":"REDACTED"`) {
 		t.Fatalf("the key is not masked: %s", logged.String())
+	}
+	// Several keys, each trimmed; the summary says how many, never which.
+	c, err = load(t, map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": " first-s3cr3t , second-s3cr3t,,", "STEAM_RESCAN_BEHIND": "0", "STEAM_RESCAN_DELAY": "10m"})
+	if err != nil || !slices.Equal(c.Steam.Keys, []string{"first-s3cr3t", "second-s3cr3t"}) || c.Steam.RescanBehind >= 0 || c.Steam.RescanDelay != 10*time.Minute {
+		t.Fatalf("two keys, rescan off: %+v, err %v", c.Steam, err)
+	}
+	logged.Reset()
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "config", c)
+	if strings.Contains(logged.String(), "s3cr3t") || !strings.Contains(logged.String(), `"steam_api_key":"REDACTED (2 keys)"`) {
+		t.Fatalf("the keys are not masked: %s", logged.String())
+	}
+	_, err = load(t, map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "same-s3cr3t,same-s3cr3t"})
+	if err == nil || !strings.Contains(err.Error(), "key 2 repeats key 1") || strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("a repeated key: err %v, want it named by position only", err)
 	}
 	c, err = load(t, map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "k", "SPOOL_MODE": "overflow"})
 	if err != nil || c.Relay.Mode != relay.Overflow {

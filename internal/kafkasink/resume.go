@@ -18,29 +18,88 @@ const resumeTail = 1000
 // HighestSeqNum reads back the newest committed records of every partition
 // of the topic (up to 1,000 each) and returns the highest HeaderSeqNum
 // among them, and false if none has one (an empty topic, or one written
-// only by sources without sequence numbers). A record whose header is not
-// a decimal number is ignored. It reads as a consumer of committed data
-// does: records of aborted transactions do not count, and it waits for no
-// open one. It needs the topic to exist, and returns ctx's error if the
-// partitions cannot be read before ctx ends.
+// only by sources without sequence numbers). See ScanState.
 func (s *Sink) HighestSeqNum(ctx context.Context) (int64, bool, error) {
-	var highest int64
+	st, err := s.ScanState(ctx)
+	return st.Seq, st.Seq > 0, err
+}
+
+// ScanState is what the newest records of the topic tell of a Steam scan.
+type ScanState struct {
+	// Seq is the highest HeaderSeqNum, 0 if none.
+	Seq int64
+	// Rescan is the highest HeaderRescanSeqNum, 0 if none.
+	Rescan int64
+	// Records reports that the records read were at least one.
+	Records bool
+}
+
+// ScanState reads back the newest committed records of every partition
+// of the topic (up to 1,000 each) and returns the highest HeaderSeqNum and
+// HeaderRescanSeqNum among them, and whether there were records at all. A
+// header that is not a decimal number is ignored. It reads as a consumer
+// of committed data does: records of aborted transactions do not count,
+// and it waits for no open one. It needs the topic to exist, and returns
+// ctx's error if the partitions cannot be read before ctx ends.
+func (s *Sink) ScanState(ctx context.Context) (ScanState, error) {
+	var st ScanState
 	err := s.readBack(ctx, func(_ int32, start, end int64) int64 {
 		return max(start, end-resumeTail)
 	}, func(r *kgo.Record) {
-		for _, h := range r.Headers {
-			if h.Key != HeaderSeqNum {
-				continue
-			}
-			if n, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && n > highest {
-				highest = n
-			}
+		st.Records = true
+		seq, rescan := seqHeaders(r)
+		st.Seq, st.Rescan = max(st.Seq, seq), max(st.Rescan, rescan)
+	})
+	if err != nil {
+		return ScanState{}, err
+	}
+	return st, nil
+}
+
+// seqHeaders returns the HeaderSeqNum and HeaderRescanSeqNum of r, 0 for
+// one that is absent or not a positive decimal number.
+func seqHeaders(r *kgo.Record) (seq, rescan int64) {
+	for _, h := range r.Headers {
+		var dst *int64
+		switch h.Key {
+		case HeaderSeqNum:
+			dst = &seq
+		case HeaderRescanSeqNum:
+			dst = &rescan
+		default:
+			continue
+		}
+		if n, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && n > 0 {
+			*dst = n
+		}
+	}
+	return seq, rescan
+}
+
+// SeqsAbove returns the HeaderSeqNum of every committed record of the
+// topic in floor+1..ceiling, in no order: the matches a Steam scan
+// delivered above its rescan position (floor) up to its primary
+// position (ceiling). A partition holds at most one record per seq of
+// that range, the rescan's late records and the few duplicates of a
+// crash besides, so reading back the last 2 × (ceiling − floor) + 1,000
+// records of each partition finds them all, in one pass.
+func (s *Sink) SeqsAbove(ctx context.Context, floor, ceiling int64) ([]int64, error) {
+	if ceiling <= floor {
+		return nil, nil
+	}
+	depth := 2*(ceiling-floor) + resumeTail
+	var seqs []int64
+	err := s.readBack(ctx, func(_ int32, start, end int64) int64 {
+		return max(start, end-depth)
+	}, func(r *kgo.Record) {
+		if seq, _ := seqHeaders(r); seq > floor && seq <= ceiling {
+			seqs = append(seqs, seq)
 		}
 	})
 	if err != nil {
-		return 0, false, err
+		return nil, err
 	}
-	return highest, highest > 0, nil
+	return seqs, nil
 }
 
 // RecentIDs returns the match IDs of the committed records written to the

@@ -71,12 +71,13 @@ func TestHeadersCarrySequenceNumberAndStartTime(t *testing.T) {
 	cluster := kafkatest.Start(t)
 	topic := cluster.Topic(t, 1)
 	s, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic})
-	publishAll(t, s, []match.Match{{ID: 10, SeqNum: 20, StartTime: 30}, {ID: 11}, {ID: 12, SeqNum: 22}})
-	recs := cluster.ReadAll(t, topic, 3, 30*time.Second)
+	publishAll(t, s, []match.Match{{ID: 10, SeqNum: 20, StartTime: 30}, {ID: 11}, {ID: 12, SeqNum: 22}, {ID: 13, SeqNum: 23, StartTime: 31, RescanSeq: 5}})
+	recs := cluster.ReadAll(t, topic, 4, 30*time.Second)
 	want := []map[string]string{
 		{HeaderSeqNum: "20", HeaderStartTime: "30"},
 		{},
 		{HeaderSeqNum: "22"},
+		{HeaderSeqNum: "23", HeaderStartTime: "31", HeaderRescanSeqNum: "5"},
 	}
 	for i, r := range recs {
 		got := map[string]string{}
@@ -95,5 +96,76 @@ func TestHeadersCarrySequenceNumberAndStartTime(t *testing.T) {
 		if id, _ := strconv.ParseInt(string(r.Key), 10, 64); string(r.Value) != `{"match_id":`+strconv.FormatInt(id, 10)+`}` {
 			t.Errorf("record %d value %s", i, r.Value)
 		}
+	}
+}
+
+// TestScanStateAndSeqsAbove: the topic tells a restarted scanner where both
+// of its cursors stood and which seqs it delivered above the rescan's
+// position, deeper in the partitions than the newest records, with the
+// rescan's late records (low seqs, written late) mixed in.
+func TestScanStateAndSeqsAbove(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	s, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	st, err := s.ScanState(ctx)
+	if err != nil || st != (ScanState{}) {
+		t.Fatalf("empty topic: %+v, %v", st, err)
+	}
+	publishAll(t, s, []match.Match{{ID: 1}, {ID: 2}})
+	if st, err = s.ScanState(ctx); err != nil || st != (ScanState{Records: true}) {
+		t.Fatalf("records of another source: %+v, %v; want records and no seq", st, err)
+	}
+
+	// A scan of 20,000 seqs (far more than a first read-back chunk per
+	// partition), its rescan 12,000 behind; every 500th seq was listed
+	// late and published by the rescan after the primary had moved on.
+	const first, n, behind = int64(7_000_000_000), int64(20_000), int64(12_000)
+	var ms []match.Match
+	var late []match.Match
+	for i := range n {
+		seq := first + i
+		if i%500 == 250 {
+			late = append(late, match.Match{ID: 8_000_000_000 + i, SeqNum: seq, RescanSeq: seq})
+			continue
+		}
+		ms = append(ms, match.Match{ID: 8_000_000_000 + i, SeqNum: seq, RescanSeq: max(seq-behind, first)})
+		if i%1000 == 999 && len(late) > 0 && late[0].SeqNum < seq-behind {
+			ms = append(ms, late[0])
+			late = late[1:]
+		}
+	}
+	publishAll(t, s, ms)
+	st, err = s.ScanState(ctx)
+	if err != nil || st.Seq != first+n-1 || st.Rescan != first+n-1-behind || !st.Records {
+		t.Fatalf("ScanState = %+v, %v; want seq %d, rescan %d", st, err, first+n-1, first+n-1-behind)
+	}
+	floor := st.Rescan
+	seqs, err := s.SeqsAbove(ctx, floor, st.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]bool{}
+	for _, m := range ms {
+		if m.SeqNum > floor {
+			want[m.SeqNum] = true
+		}
+	}
+	got := map[int64]int{}
+	for _, q := range seqs {
+		got[q]++
+	}
+	if len(seqs) != len(want) || len(got) != len(want) {
+		t.Fatalf("SeqsAbove(%d): %d seqs, %d distinct; want the %d delivered above it", floor, len(seqs), len(got), len(want))
+	}
+	for q := range want {
+		if got[q] != 1 {
+			t.Fatalf("SeqsAbove(%d) lacks %d", floor, q)
+		}
+	}
+	if seqs, err := s.SeqsAbove(ctx, first+n, first+2*n); err != nil || len(seqs) != 0 {
+		t.Fatalf("SeqsAbove(beyond the last) = %d seqs, %v", len(seqs), err)
 	}
 }

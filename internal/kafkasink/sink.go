@@ -116,13 +116,17 @@ const (
 	HeaderSeqNum = "match_seq_num"
 	// HeaderStartTime is the match's start, in Unix seconds.
 	HeaderStartTime = "start_time"
+	// HeaderRescanSeqNum is the Steam scanner's rescan position when the
+	// match was found (match.Match.RescanSeq): where a restarted rescan
+	// resumes.
+	HeaderRescanSeqNum = "rescan_seq_num"
 )
 
 // headers returns the headers of m, in one allocation.
 func headers(m match.Match) []kgo.RecordHeader {
 	var h struct {
-		hs  [2]kgo.RecordHeader
-		buf [40]byte
+		hs  [3]kgo.RecordHeader
+		buf [60]byte
 	}
 	hp := &h
 	out := hp.hs[:0]
@@ -136,6 +140,11 @@ func headers(m match.Match) []kgo.RecordHeader {
 		n := len(b)
 		b = strconv.AppendInt(b, m.StartTime, 10)
 		out = append(out, kgo.RecordHeader{Key: HeaderStartTime, Value: b[n:len(b):len(b)]})
+	}
+	if m.RescanSeq != 0 {
+		n := len(b)
+		b = strconv.AppendInt(b, m.RescanSeq, 10)
+		out = append(out, kgo.RecordHeader{Key: HeaderRescanSeqNum, Value: b[n:len(b):len(b)]})
 	}
 	return out
 }
@@ -165,7 +174,7 @@ func (s *Sink) Produce(ctx context.Context, m match.Match, token uint64, done De
 	k := len(b)
 	b = m.AppendValue(b)
 	r.Key, r.Value = b[:k:k], b[k:]
-	if m.SeqNum != 0 || m.StartTime != 0 {
+	if m.SeqNum != 0 || m.StartTime != 0 || m.RescanSeq != 0 {
 		r.Headers = headers(m)
 	}
 	r.Timestamp = time.Now()

@@ -25,6 +25,13 @@ type Match struct {
 	// StartTime is the match's start, in Unix seconds, or 0 when the
 	// source does not know it. It travels in a record header.
 	StartTime int64
+	// RescanSeq is, for a match found by the Steam scanner, the position
+	// of its rescan for late-listed matches when the match was handed on
+	// (the rescan has read every seq up to it), or 0. It travels in a
+	// record header, so that a restarted scanner resumes its rescan from
+	// the topic. A match the rescan found itself has RescanSeq equal to
+	// its SeqNum; one the primary cursor found, a lower one.
+	RescanSeq int64
 }
 
 // New returns the Match with the given ID, or a *RejectError with reason

@@ -229,39 +229,50 @@ func New(cfg Config, prod Producer, sp Spool, log *slog.Logger, m *Metrics) (*Re
 
 // A spooled match is a version byte, then little-endian fields: version 1
 // holds the ID; version 2, written when the match has a sequence number
-// or a start time, adds those.
+// or a start time, adds those; version 3, written when it also has a
+// rescan position, adds that.
 const (
 	payloadV1  = 1 + 8
 	payloadV2  = 1 + 3*8
-	maxPayload = payloadV2
+	payloadV3  = 1 + 4*8
+	maxPayload = payloadV3
 )
 
 func encode(dst *[maxPayload]byte, m match.Match) []byte {
 	binary.LittleEndian.PutUint64(dst[1:], uint64(m.ID))
-	if m.SeqNum == 0 && m.StartTime == 0 {
+	if m.SeqNum == 0 && m.StartTime == 0 && m.RescanSeq == 0 {
 		dst[0] = 1
 		return dst[:payloadV1]
 	}
-	dst[0] = 2
 	binary.LittleEndian.PutUint64(dst[9:], uint64(m.SeqNum))
 	binary.LittleEndian.PutUint64(dst[17:], uint64(m.StartTime))
-	return dst[:payloadV2]
+	if m.RescanSeq == 0 {
+		dst[0] = 2
+		return dst[:payloadV2]
+	}
+	dst[0] = 3
+	binary.LittleEndian.PutUint64(dst[25:], uint64(m.RescanSeq))
+	return dst[:payloadV3]
 }
 
 // Decode reads a match from a spooled record's payload, as the relay wrote
 // it: a version byte, then the ID (version 1), or the ID, the sequence
-// number and the start time (version 2), each 8 bytes little endian.
+// number and the start time (version 2), and the rescan position
+// (version 3), each 8 bytes little endian.
 func Decode(p []byte) (match.Match, error) {
 	switch {
 	case len(p) == payloadV1 && p[0] == 1:
 		return match.New(int64(binary.LittleEndian.Uint64(p[1:])))
-	case len(p) == payloadV2 && p[0] == 2:
+	case (len(p) == payloadV2 && p[0] == 2) || (len(p) == payloadV3 && p[0] == 3):
 		m, err := match.New(int64(binary.LittleEndian.Uint64(p[1:])))
 		if err != nil {
 			return m, err
 		}
 		m.SeqNum = int64(binary.LittleEndian.Uint64(p[9:]))
 		m.StartTime = int64(binary.LittleEndian.Uint64(p[17:]))
+		if p[0] == 3 {
+			m.RescanSeq = int64(binary.LittleEndian.Uint64(p[25:]))
+		}
 		return m, nil
 	}
 	return match.Match{}, fmt.Errorf("spooled record of %d bytes, version %d: not a match", len(p), firstByte(p))

@@ -507,6 +507,8 @@ func TestDecode(t *testing.T) {
 		{ID: 42, SeqNum: 7},
 		{ID: 42, StartTime: 1_700_000_000},
 		{ID: 42, SeqNum: 6_000_000_000, StartTime: 1_700_000_000},
+		{ID: 42, SeqNum: 6_000_000_000, StartTime: 1_700_000_000, RescanSeq: 5_999_950_000},
+		{ID: 42, RescanSeq: 3},
 	} {
 		var buf [maxPayload]byte
 		got, err := Decode(encode(&buf, m))
@@ -514,7 +516,7 @@ func TestDecode(t *testing.T) {
 			t.Errorf("Decode(encode(%+v)) = %+v, %v", m, got, err)
 		}
 	}
-	for _, p := range [][]byte{nil, {1}, {3, 1, 0, 0, 0, 0, 0, 0, 0}, {1, 0, 0, 0, 0, 0, 0, 0, 0}, make([]byte, payloadV2)} {
+	for _, p := range [][]byte{nil, {1}, {3, 1, 0, 0, 0, 0, 0, 0, 0}, {1, 0, 0, 0, 0, 0, 0, 0, 0}, make([]byte, payloadV2), append([]byte{2}, make([]byte, payloadV3-1)...)} {
 		if m, err := Decode(p); err == nil {
 			t.Errorf("Decode(%v) = %+v, want an error", p, m)
 		}

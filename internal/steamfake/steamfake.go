@@ -1,21 +1,9 @@
-// Package steamfake is an in-process fake of the two Steam Web API
-// endpoints that list Dota 2 matches, GetMatchHistoryBySequenceNum and
-// GetMatchHistory, for tests.
-//
-// A Server is an http.Handler; Start serves one on loopback for the length
-// of a test. It generates a deterministic sequence of matches, has a head
-// (the last match that exists) that tests move with Advance, checks the key
-// parameter as Steam does, injects faults on request (Fail) and records
-// every call it answers (Calls, WaitCalls) so that tests can check paging
-// and pacing.
 package steamfake
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,20 +21,32 @@ type Endpoint string
 const (
 	// Sequence is GetMatchHistoryBySequenceNum: the matches from
 	// start_at_match_seq_num on, in match_seq_num order, at most
-	// matches_requested (default and maximum 100) of them.
+	// matches_requested (default and maximum 100) of them, each the full
+	// match object (see Body).
 	Sequence Endpoint = "/IDOTA2Match_570/GetMatchHistoryBySequenceNum/V001/"
 	// History is GetMatchHistory: the newest matches, newest first, at most
-	// matches_requested (default and maximum 100) of them.
+	// matches_requested (default and maximum 100) of them, each a short
+	// entry (IDs, start time, lobby type, team IDs, two players).
 	History Endpoint = "/IDOTA2Match_570/GetMatchHistory/V001/"
 )
 
-// DefaultKey is the key a Server accepts when Options.Key is empty.
+// DefaultKey is the key a Server accepts when Options.Key and Options.Keys
+// are empty.
 const DefaultKey = "steamfake-key"
+
+// DefaultLateBy is Options.LateBy when LateFraction is set and LateBy is
+// not.
+const DefaultLateBy = 1000
 
 // Options configures a Server. Zero fields take the default in their comment.
 type Options struct {
-	// Key is the API key accepted in the key parameter; default DefaultKey.
+	// Key is the API key accepted in the key parameter when Keys is empty;
+	// default DefaultKey.
 	Key string
+	// Keys are the API keys accepted, in order: Call.Key is a position in
+	// this list, and each key has its own rate budget. Default empty: the
+	// single Key is accepted. When Keys is set, Key is ignored.
+	Keys []string
 	// Count is how many matches exist at the start; default 0.
 	Count int64
 	// FirstSeq is the match_seq_num of the first match; default
@@ -65,6 +65,38 @@ type Options struct {
 	// StartTime is the start_time of the first match, in Unix seconds;
 	// default 1,760,000,000. Match i starts 2i seconds later.
 	StartTime int64
+
+	// RateInterval is the rate limit of each key: a token bucket refilled
+	// at one token per RateInterval, holding at most RateBurst tokens and
+	// full at the start. A call takes a token; a call that finds none is
+	// answered HTTP 429 with an HTML page and no Retry-After header, as
+	// Steam does, and takes none. Both endpoints draw on the same budget.
+	// The check comes after the key check and before pending Faults.
+	// Default 0: no limit. SetRateInterval changes it.
+	RateInterval time.Duration
+	// RateBurst is the capacity of each key's bucket; default 1.
+	RateBurst int
+
+	// HiddenEvery hides matches for good, as Valve does: match i with
+	// i%HiddenEvery == HiddenEvery-1 is never listed by either endpoint. A
+	// hidden match still takes its place in a sequence page: a page is the
+	// next matches_requested matches from start_at_match_seq_num with the
+	// hidden ones then left out, so with HiddenEvery 100 a page of 100
+	// mostly holds 99. It still exists: Head counts it. Default 0, none.
+	HiddenEvery int64
+
+	// LateFraction is the share, in 0..1, of matches listed late: a
+	// deterministic pseudo-random choice (by a hash of the index; never the
+	// first match, never a hidden one). A late match is absent from both
+	// endpoints until Head is at least its match_seq_num + LateBy; until
+	// then it does not take a place in pages either, as if it were not in
+	// the sequence yet. Then it appears at its original match_seq_num, so a
+	// single forward pass misses it. Default 0, none. LateMatches lists
+	// them.
+	LateFraction float64
+	// LateBy is how far Head must pass a late match before it is listed;
+	// default DefaultLateBy when LateFraction is set.
+	LateBy int64
 }
 
 // Fault is an answer the Server gives instead of the real one.
@@ -87,6 +119,9 @@ type Call struct {
 	StartAt int64
 	// Requested is matches_requested, or 0 when absent.
 	Requested int
+	// Key is the position of the key used among the accepted keys (from 0),
+	// or -1 when the key was missing or not accepted.
+	Key int
 	// Time is when the request arrived.
 	Time time.Time
 	// Status is the HTTP status code sent.
@@ -99,11 +134,15 @@ type Call struct {
 // it with New or Start.
 type Server struct {
 	opts Options
+	now  func() time.Time // the clock of the rate limit; tests replace it
 
 	mu       sync.Mutex
-	key      string
+	keys     []string
+	buckets  []bucket // one per key
+	rate     time.Duration
 	count    int64
 	replaced map[int64]string
+	broken   map[int64]int // seq → answers left, or <= 0 for ever
 	faults   []pendingFault
 	calls    []Call
 	changed  chan struct{} // closed and replaced after every call
@@ -131,11 +170,32 @@ func New(opts Options) *Server {
 	if opts.GapEvery <= 0 || opts.Gap < 0 {
 		opts.GapEvery, opts.Gap = 0, 0
 	}
+	if opts.RateBurst <= 0 {
+		opts.RateBurst = 1
+	}
+	opts.HiddenEvery = max(opts.HiddenEvery, 0)
+	switch {
+	case !(opts.LateFraction > 0): // also NaN
+		opts.LateFraction, opts.LateBy = 0, 0
+	case opts.LateFraction > 1:
+		opts.LateFraction = 1
+	}
+	if opts.LateFraction > 0 && opts.LateBy <= 0 {
+		opts.LateBy = DefaultLateBy
+	}
+	keys := append([]string(nil), opts.Keys...)
+	if len(keys) == 0 {
+		keys = []string{opts.Key}
+	}
 	return &Server{
 		opts:     opts,
-		key:      opts.Key,
+		now:      time.Now,
+		keys:     keys,
+		buckets:  make([]bucket, len(keys)),
+		rate:     max(opts.RateInterval, 0),
 		count:    max(opts.Count, 0),
 		replaced: map[int64]string{},
+		broken:   map[int64]int{},
 		changed:  make(chan struct{}),
 	}
 }
@@ -159,6 +219,24 @@ func (s *Server) seq(i int64) int64 {
 	return seq
 }
 
+// index returns the i with seq(i) == seq, existing yet or not, and false if
+// seq falls before the first match or in a gap.
+func (s *Server) index(seq int64) (int64, bool) {
+	off := seq - s.opts.FirstSeq
+	if off < 0 {
+		return 0, false
+	}
+	if s.opts.GapEvery == 0 {
+		return off, true
+	}
+	period := s.opts.GapEvery + s.opts.Gap
+	block, r := off/period, off%period
+	if r >= s.opts.GapEvery {
+		return 0, false
+	}
+	return block*s.opts.GapEvery + r, true
+}
+
 // Advance adds n matches after the head and returns the new head.
 func (s *Server) Advance(n int64) int64 {
 	s.mu.Lock()
@@ -168,7 +246,8 @@ func (s *Server) Advance(n int64) int64 {
 }
 
 // Head returns the match_seq_num of the last match that exists, or 0 if
-// none does.
+// none does. Hidden and late matches count: Head is where the sequence
+// ends, whether or not its last match is listed.
 func (s *Server) Head() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -182,17 +261,43 @@ func (s *Server) headLocked() int64 {
 	return s.seq(s.count - 1)
 }
 
-// Matches returns the matches that exist, in match_seq_num order, leaving
-// out those replaced with Replace.
+// Matches returns the matches a complete scan can collect now, in
+// match_seq_num order: those that exist and are listed (not hidden, late
+// ones only once listed), leaving out those broken for ever with Break and
+// those replaced with Replace. A match broken for n > 0 answers counts: it
+// can be served once they are spent.
 func (s *Server) Matches() []match.Match {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]match.Match, 0, s.count)
+	head := s.headLocked()
 	for i := range s.count {
-		if _, ok := s.replaced[s.seq(i)]; ok {
+		seq := s.seq(i)
+		if !s.listed(i, head) {
+			continue
+		}
+		if _, ok := s.replaced[seq]; ok {
+			continue
+		}
+		if n, ok := s.broken[seq]; ok && n <= 0 {
 			continue
 		}
 		out = append(out, s.match(i))
+	}
+	return out
+}
+
+// LateMatches returns the matches chosen to be listed late (see
+// Options.LateFraction) that exist, listed yet or not, in match_seq_num
+// order. It is empty unless LateFraction is set.
+func (s *Server) LateMatches() []match.Match {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []match.Match
+	for i := range s.count {
+		if s.late(i) {
+			out = append(out, s.match(i))
+		}
 	}
 	return out
 }
@@ -203,24 +308,70 @@ func (s *Server) match(i int64) match.Match {
 
 // Replace makes the match with sequence number seq be served as entry, a
 // JSON object written as is, for example one without a match_id. The entry
-// keeps the place of seq in pages; it should hold "match_seq_num":seq
-// itself. It has no effect on a seq that no match has.
+// keeps the place of seq in pages, and is served only while that match is
+// listed; it should hold "match_seq_num":seq itself. It has no effect on a
+// seq that no match has. Matches leaves a replaced match out.
 func (s *Server) Replace(seq int64, entry string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.replaced[seq] = entry
 }
 
-// SetKey changes the key the Server accepts.
+// Break makes the match with sequence number seq broken: any sequence page
+// that would hold it among its entries is answered, instead, HTTP 200 with
+// {"result":{"status":2,"statusDetail":"Error retrieving match data."}}.
+// With n > 0 only the next n such answers fail, then the match heals; with
+// n <= 0 it fails until Heal. GetMatchHistory is not affected. A seq that
+// falls before the first match or in a gap is ignored; a match that does
+// not exist yet may be broken in advance. Breaking a match again replaces
+// its count.
+func (s *Server) Break(seq int64, n int) {
+	if _, ok := s.index(seq); !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.broken[seq] = max(n, 0)
+}
+
+// Heal undoes Break for seq; it has no effect on a match that is not
+// broken.
+func (s *Server) Heal(seq int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.broken, seq)
+}
+
+// Body returns the exact JSON object the sequence endpoint serves for the
+// match with sequence number seq (its Replace entry if it has one), and
+// true; or "" and false if no match that exists has seq, or it is hidden.
+// A late match has its body before it is listed, and a broken one has its
+// body too.
+func (s *Server) Body(seq int64) (string, bool) {
+	i, ok := s.index(seq)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !ok || i >= s.count || s.hidden(i) {
+		return "", false
+	}
+	if e, ok := s.replaced[seq]; ok {
+		return e, true
+	}
+	return string(s.appendMatch(nil, i)), true
+}
+
+// SetKey makes key the only key the Server accepts, at position 0, with a
+// full rate budget.
 func (s *Server) SetKey(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.key = key
+	s.keys = []string{key}
+	s.buckets = make([]bucket, 1)
 }
 
 // Fail makes the next n calls to f.Endpoint (or to any endpoint) answer
-// with f. Faults queue up in the order given; the key is checked before
-// any fault applies.
+// with f. Faults queue up in the order given; the key and the rate limit
+// are checked before any fault applies.
 func (s *Server) Fail(n int, f Fault) {
 	if n <= 0 {
 		return
@@ -259,7 +410,8 @@ func (s *Server) WaitCalls(ctx context.Context, n int) ([]Call, error) {
 
 // ServeHTTP answers one request like the Steam Web API: 404 for another
 // path, 405 for another method, 401 without a key, 403 with a wrong key,
-// then the next pending Fault if any, else the page asked for.
+// 429 when the key's rate budget is spent, then the next pending Fault if
+// any, else the page asked for (or status 2 if it holds a broken match).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	call := Call{Endpoint: endpointOf(r.URL.Path), Time: time.Now()}
@@ -267,8 +419,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call.Requested, _ = strconv.Atoi(q.Get("matches_requested"))
 
 	s.mu.Lock()
-	status, header, body, n := s.answerLocked(r.Method, call, q.Get("key"), q.Has("key"))
-	call.Status, call.Matches = status, n
+	status, header, body := s.answerLocked(r.Method, &call, q.Get("key"), q.Has("key"))
+	call.Status = status
 	s.calls = append(s.calls, call)
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -277,8 +429,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for k, v := range header {
 		w.Header().Set(k, v)
 	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
+	_, _ = w.Write(body)
 }
 
 func endpointOf(path string) Endpoint {
@@ -291,20 +444,37 @@ func endpointOf(path string) Endpoint {
 	return Endpoint(path)
 }
 
-// forbidden is the page Steam sends for a wrong key.
-const forbidden = `<html><head><title>Forbidden</title></head><body><h1>Forbidden</h1>Access is denied. Retrying will not help. Please verify your <pre>key=</pre> parameter.</body></html>`
+// The pages Steam sends for a wrong key, a spent rate budget and a page
+// holding a broken match.
+const (
+	forbidden       = `<html><head><title>Forbidden</title></head><body><h1>Forbidden</h1>Access is denied. Retrying will not help. Please verify your <pre>key=</pre> parameter.</body></html>`
+	tooManyRequests = `<html><head><title>429 Too Many Requests</title></head><body><h1>Too Many Requests</h1></body></html>`
+	brokenPage      = `{"result":{"status":2,"statusDetail":"Error retrieving match data."}}`
+)
 
-func (s *Server) answerLocked(method string, c Call, key string, hasKey bool) (int, map[string]string, string, int) {
+// answerLocked answers c, setting c.Key and c.Matches.
+func (s *Server) answerLocked(method string, c *Call, key string, hasKey bool) (int, map[string]string, []byte) {
+	c.Key = -1
+	if key != "" {
+		for i, k := range s.keys {
+			if k == key {
+				c.Key = i
+				break
+			}
+		}
+	}
 	html := map[string]string{"Content-Type": "text/html"}
 	switch {
 	case c.Endpoint != Sequence && c.Endpoint != History:
-		return http.StatusNotFound, html, "<html><body><h1>Not Found</h1></body></html>", 0
+		return http.StatusNotFound, html, []byte("<html><body><h1>Not Found</h1></body></html>")
 	case method != http.MethodGet:
-		return http.StatusMethodNotAllowed, html, "<html><body><h1>Method Not Allowed</h1></body></html>", 0
+		return http.StatusMethodNotAllowed, html, []byte("<html><body><h1>Method Not Allowed</h1></body></html>")
 	case !hasKey || key == "":
-		return http.StatusUnauthorized, html, "<html><body><h1>Unauthorized</h1></body></html>", 0
-	case key != s.key:
-		return http.StatusForbidden, html, forbidden, 0
+		return http.StatusUnauthorized, html, []byte("<html><body><h1>Unauthorized</h1></body></html>")
+	case c.Key < 0:
+		return http.StatusForbidden, html, []byte(forbidden)
+	case !s.takeLocked(c.Key, s.now()):
+		return http.StatusTooManyRequests, html, []byte(tooManyRequests)
 	}
 	for i := range s.faults {
 		pf := &s.faults[i]
@@ -319,19 +489,20 @@ func (s *Server) answerLocked(method string, c Call, key string, hasKey bool) (i
 		if f.RetryAfter != "" {
 			h["Retry-After"] = f.RetryAfter
 		}
-		return orDefault(f.Status, http.StatusOK), h, f.Body, 0
+		return orDefault(f.Status, http.StatusOK), h, []byte(f.Body)
 	}
 	limit := c.Requested
 	if limit <= 0 || limit > 100 {
 		limit = 100
 	}
 	ok := map[string]string{"Content-Type": "application/json; charset=UTF-8"}
+	var body []byte
 	if c.Endpoint == Sequence {
-		body, n := s.sequenceLocked(c.StartAt, limit)
-		return http.StatusOK, ok, body, n
+		body, c.Matches = s.sequenceLocked(c.StartAt, limit)
+	} else {
+		body, c.Matches = s.historyLocked(limit)
 	}
-	body, n := s.historyLocked(limit)
-	return http.StatusOK, ok, body, n
+	return http.StatusOK, ok, body
 }
 
 // orDefault returns v, or def if v is zero.
@@ -340,57 +511,4 @@ func orDefault(v, def int) int {
 		return def
 	}
 	return v
-}
-
-// sequenceLocked returns the page of up to limit matches from startAt on.
-func (s *Server) sequenceLocked(startAt int64, limit int) (string, int) {
-	first := int64(sort.Search(int(s.count), func(i int) bool { return s.seq(int64(i)) >= startAt }))
-	var b strings.Builder
-	b.WriteString(`{"result":{"status":1,"matches":[`)
-	n := 0
-	for i := first; i < s.count && n < limit; i++ {
-		if n > 0 {
-			b.WriteByte(',')
-		}
-		s.writeEntry(&b, i, true)
-		n++
-	}
-	b.WriteString("]}}")
-	return b.String(), n
-}
-
-// historyLocked returns the newest limit matches, newest first, in
-// GetMatchHistory's shape.
-func (s *Server) historyLocked(limit int) (string, int) {
-	var b strings.Builder
-	n := 0
-	for i := s.count - 1; i >= 0 && n < limit; i-- {
-		if n > 0 {
-			b.WriteByte(',')
-		}
-		s.writeEntry(&b, i, false)
-		n++
-	}
-	total := s.count
-	return fmt.Sprintf(`{"result":{"status":1,"num_results":%d,"total_results":%d,"results_remaining":%d,"matches":[%s]}}`,
-		n, total, total-int64(n), b.String()), n
-}
-
-// writeEntry writes match i as GetMatchHistoryBySequenceNum (full) or
-// GetMatchHistory (!full) shows it.
-func (s *Server) writeEntry(b *strings.Builder, i int64, full bool) {
-	m := s.match(i)
-	if e, ok := s.replaced[m.SeqNum]; ok {
-		b.WriteString(e)
-		return
-	}
-	players := fmt.Sprintf(`[{"account_id":%d,"player_slot":0,"hero_id":%d},{"account_id":4294967295,"player_slot":128,"hero_id":%d}]`,
-		100_000+i%50_000, 1+i%120, 1+(i+7)%120)
-	if !full {
-		fmt.Fprintf(b, `{"match_id":%d,"match_seq_num":%d,"start_time":%d,"lobby_type":%d,"radiant_team_id":0,"dire_team_id":0,"players":%s}`,
-			m.ID, m.SeqNum, m.StartTime, i%2*7, players)
-		return
-	}
-	fmt.Fprintf(b, `{"players":%s,"radiant_win":%t,"duration":%d,"pre_game_duration":90,"start_time":%d,"match_id":%d,"match_seq_num":%d,"tower_status_radiant":1974,"tower_status_dire":0,"cluster":%d,"first_blood_time":%d,"lobby_type":%d,"human_players":10,"leagueid":0,"game_mode":22,"flags":1,"engine":1,"radiant_score":%d,"dire_score":%d}`,
-		players, i%2 == 0, 1200+i*37%2400, m.StartTime, m.ID, m.SeqNum, 120+i%80, 60+i%200, i%2*7, 20+i%30, 15+i%35)
 }

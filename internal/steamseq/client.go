@@ -29,6 +29,7 @@ const maxBodyBytes = 32 << 20
 type callError struct {
 	outcome    string        // a metric outcome
 	retryAfter time.Duration // from a Retry-After header, 0 if none
+	keyRefused bool          // HTTP 401 or 403: Steam refused the key
 	err        error
 }
 
@@ -47,11 +48,11 @@ func outcomeOf(err error) string {
 	return outcomeNetwork
 }
 
-// get calls one endpoint with params (the key is added here) and returns
-// the body of a 200 answer. It returns ctx's error, unwrapped, when ctx
-// ends first; any other error is a *callError with the key redacted.
-func (s *Scanner) get(ctx context.Context, name, path string, params url.Values) ([]byte, error) {
-	q := url.Values{"key": {s.cfg.Key}}
+// get calls one endpoint with params and key k, and returns the body of
+// a 200 answer. It returns ctx's error, unwrapped, when ctx ends first;
+// any other error is a *callError with every key redacted.
+func (s *Scanner) get(ctx context.Context, k *apiKey, name, path string, params url.Values) ([]byte, error) {
+	q := url.Values{"key": {k.value}}
 	for k, v := range params {
 		q[k] = v
 	}
@@ -85,7 +86,7 @@ func (s *Scanner) get(ctx context.Context, name, path string, params url.Values)
 	case c >= 500:
 		return nil, &callError{outcome: outcomeServerError, retryAfter: retryAfter(resp.Header), err: fmt.Errorf("%s: %s", name, status)}
 	case c == http.StatusUnauthorized || c == http.StatusForbidden:
-		return nil, &callError{outcome: outcomeClientError, err: fmt.Errorf("%s: %s: Steam refused the API key", name, status)}
+		return nil, &callError{outcome: outcomeClientError, keyRefused: true, err: fmt.Errorf("%s: %s: Steam refused API key %s", name, status, k.label)}
 	case c != http.StatusOK:
 		return nil, &callError{outcome: outcomeClientError, err: fmt.Errorf("%s: %s", name, status)}
 	}
@@ -95,10 +96,10 @@ func (s *Scanner) get(ctx context.Context, name, path string, params url.Values)
 	return body, nil
 }
 
-// redact removes the key, raw and URL-encoded, from text.
+// redact removes every key, raw and URL-encoded, from text.
 func (s *Scanner) redact(text string) string { return s.redactor.Replace(text) }
 
-// redactError returns err with the key removed from its text. A
+// redactError returns err with the keys removed from its text. A
 // *url.Error, which net/http returns with the request's URL in it, keeps
 // its type and its cause when the cause does not show the key.
 func (s *Scanner) redactError(err error) error {

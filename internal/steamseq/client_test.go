@@ -34,7 +34,7 @@ func assertNoKey(t *testing.T, where, text string) {
 func TestWrongKeyIsReportedAndRetried(t *testing.T) {
 	fake, base := steamfake.Start(t, steamfake.Options{Count: 20, Key: "the-right-key"})
 	cfg := testConfig(base)
-	cfg.Key = secretKey
+	cfg.Keys = []string{secretKey}
 	cfg.StartSeqNum = 1
 	cfg.BackoffMin, cfg.BackoffMax = 20*time.Millisecond, 80*time.Millisecond
 	rec := newRecorder()
@@ -52,7 +52,7 @@ func TestWrongKeyIsReportedAndRetried(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, "down", func() bool { return strings.Contains(r.s.Status().Detail, "refused the API key") })
+	waitFor(t, "down", func() bool { return strings.Contains(r.s.Status().Detail, "refused API key 1") })
 	st := r.s.Status()
 	if st.Up || !strings.Contains(st.Detail, "HTTP 403") {
 		t.Fatalf("status = %+v, want down with HTTP 403", st)
@@ -99,7 +99,7 @@ func TestKeyRedacted(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(tt.base)
-			cfg.Key = secretKey
+			cfg.Keys = []string{secretKey}
 			cfg.StartSeqNum = 1
 			cfg.RequestTimeout = 50 * time.Millisecond
 			r := start(t, cfg, noResume, newRecorder())
@@ -115,7 +115,7 @@ func TestKeyRedacted(t *testing.T) {
 			}
 
 			// The error itself, as Run's callers would see it.
-			_, err := r.s.fetchPage(context.Background(), 1)
+			_, err := r.s.fetchPage(context.Background(), r.s.pool.keys[0], 1, 100)
 			if err == nil {
 				t.Fatal("fetchPage succeeded")
 			}
@@ -137,15 +137,15 @@ func TestNew(t *testing.T) {
 		cfg  Config
 		want string // in the error; empty for none
 	}{
-		{"defaults", Config{Key: "k"}, ""},
+		{"defaults", Config{Keys: []string{"k"}}, ""},
 		{"no key", Config{}, "no Steam API key"},
-		{"not http", Config{Key: "k", BaseURL: "ftp://api.steampowered.com"}, "not an http"},
-		{"no host", Config{Key: "k", BaseURL: "https://"}, "not an http"},
-		{"query in base", Config{Key: "k", BaseURL: "https://x/?key=k"}, "query"},
-		{"page too big", Config{Key: "k", MatchesRequested: 101}, "not in 1..100"},
-		{"page negative", Config{Key: "k", MatchesRequested: -1}, "not in 1..100"},
-		{"negative start", Config{Key: "k", StartSeqNum: -1}, "negative"},
-		{"negative idle wait", Config{Key: "k", IdleWait: -time.Second}, "idle wait"},
+		{"not http", Config{Keys: []string{"k"}, BaseURL: "ftp://api.steampowered.com"}, "not an http"},
+		{"no host", Config{Keys: []string{"k"}, BaseURL: "https://"}, "not an http"},
+		{"query in base", Config{Keys: []string{"k"}, BaseURL: "https://x/?key=k"}, "query"},
+		{"page too big", Config{Keys: []string{"k"}, MatchesRequested: 101}, "not in 1..100"},
+		{"page negative", Config{Keys: []string{"k"}, MatchesRequested: -1}, "not in 1..100"},
+		{"negative start", Config{Keys: []string{"k"}, StartSeqNum: -1}, "negative"},
+		{"negative idle wait", Config{Keys: []string{"k"}, IdleWait: -time.Second}, "idle wait"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,10 +171,10 @@ func TestNew(t *testing.T) {
 		})
 	}
 	reg := prometheus.NewRegistry()
-	if _, err := New(Config{Key: "k"}, slog.New(slog.DiscardHandler), reg); err != nil {
+	if _, err := New(Config{Keys: []string{"k"}}, slog.New(slog.DiscardHandler), reg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Config{Key: "k"}, slog.New(slog.DiscardHandler), reg); err == nil {
+	if _, err := New(Config{Keys: []string{"k"}}, slog.New(slog.DiscardHandler), reg); err == nil {
 		t.Fatal("New registered its metrics twice on one registry")
 	}
 }

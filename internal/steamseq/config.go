@@ -14,9 +14,12 @@ type Config struct {
 	// BaseURL is the Steam Web API's address, scheme and host; default
 	// DefaultBaseURL.
 	BaseURL string
-	// Key is the Steam Web API key. It is sent in the key query parameter
-	// and never written to logs, errors or metrics.
-	Key string
+	// Keys are the Steam Web API keys, at least one. Each is paced on its
+	// own (see KeyInterval) and calls go to whichever key is free first.
+	// A key is sent in the key query parameter and never written to logs,
+	// errors or metrics; metrics tell keys apart by their position in
+	// Keys, from 1.
+	Keys []string
 	// StartSeqNum is the match_seq_num to start at when the ResumeFunc
 	// reports none; 0 means start at the newest match Steam reports.
 	StartSeqNum int64
@@ -27,11 +30,38 @@ type Config struct {
 	// (under 90% of MatchesRequested), which means the scanner has caught
 	// up with Steam; default 5s.
 	IdleWait time.Duration
-	// MinInterval is the least time between the starts of two calls to
-	// Steam, to any endpoint; default 1s, which keeps within the roughly
-	// one call a second that Steam allows a key. Negative means no
-	// minimum.
+	// KeyInterval is the time between two calls with one key that each
+	// key starts at; default 5s, the rate Steam is known to allow a key
+	// (odota/core svc/scanner.ts). The interval then adapts: a refused
+	// call (HTTP 429) makes it 1.5 times longer, a run of successful calls
+	// made at that key's pace makes it shorter, never below MinInterval
+	// nor above max(KeyInterval, BackoffMax). Negative starts at
+	// MinInterval.
+	KeyInterval time.Duration
+	// MinInterval is the floor of a key's interval: the least time
+	// between the starts of two calls with one key, to any endpoint;
+	// default 1s. Negative means no floor.
 	MinInterval time.Duration
+	// RescanBehind is how far, in sequence numbers, a second cursor
+	// trails the first to find the matches Steam lists late (at their
+	// original match_seq_num, after the first cursor has passed them);
+	// default 50,000, the offset OpenDota's second scanner uses
+	// (odota/core ecosystem.config.js, SCANNER_OFFSET). The rescan reads
+	// a seq once the first cursor is RescanBehind past it or passed it
+	// RescanDelay ago, whichever comes first. Negative turns the rescan
+	// off.
+	RescanBehind int64
+	// RescanDelay is how long after the first cursor passed a seq the
+	// rescan reads it, even if the first cursor is not yet RescanBehind
+	// past it (so that a head that stops moving is still rescanned);
+	// default 1h. Negative leaves only RescanBehind.
+	RescanDelay time.Duration
+	// SkipAfter is how long a page of one match must keep failing with a
+	// broken answer (status 2, or an answer that is not a valid page)
+	// before the cursor steps past that match, after at least SkipTries
+	// tries; default 2m. The skipped seqs are counted, logged at error
+	// level, and read once more by the rescan.
+	SkipAfter time.Duration
 	// BackoffMin is the wait after a failed call (rate limited, server
 	// error, network error, bad answer, key refused); default 1s. Each
 	// further failure in a row doubles it, up to BackoffMax, with jitter.
@@ -57,12 +87,20 @@ const (
 	DefaultBaseURL          = "https://api.steampowered.com"
 	DefaultMatchesRequested = 100
 	DefaultIdleWait         = 5 * time.Second
+	DefaultKeyInterval      = 5 * time.Second
 	DefaultMinInterval      = time.Second
+	DefaultRescanBehind     = 50_000
+	DefaultRescanDelay      = time.Hour
+	DefaultSkipAfter        = 2 * time.Minute
 	DefaultBackoffMin       = time.Second
 	DefaultBackoffMax       = 60 * time.Second
 	DefaultRequestTimeout   = 30 * time.Second
 	DefaultHeadInterval     = 60 * time.Second
 )
+
+// SkipTries is the least number of failed tries of a one-match page
+// before the cursor steps past that match (see Config.SkipAfter).
+const SkipTries = 3
 
 // MaxRetryAfter caps the wait a Retry-After header can impose, so that a
 // bogus header cannot stop the scanner for hours.
@@ -82,12 +120,21 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.IdleWait, DefaultIdleWait)
 	def(&c.MinInterval, DefaultMinInterval)
+	def(&c.KeyInterval, DefaultKeyInterval)
+	def(&c.RescanDelay, DefaultRescanDelay)
+	def(&c.SkipAfter, DefaultSkipAfter)
+	if c.RescanBehind == 0 {
+		c.RescanBehind = DefaultRescanBehind
+	}
 	def(&c.BackoffMin, DefaultBackoffMin)
 	def(&c.BackoffMax, DefaultBackoffMax)
 	def(&c.RequestTimeout, DefaultRequestTimeout)
 	def(&c.HeadInterval, DefaultHeadInterval)
 	if c.MinInterval < 0 {
 		c.MinInterval = 0
+	}
+	if c.KeyInterval < c.MinInterval {
+		c.KeyInterval = c.MinInterval
 	}
 	if c.BackoffMax < c.BackoffMin {
 		c.BackoffMax = c.BackoffMin
@@ -100,8 +147,18 @@ func (c Config) withDefaults() Config {
 
 // check reports the first setting that cannot work.
 func (c Config) check() error {
-	if c.Key == "" {
+	if len(c.Keys) == 0 {
 		return errors.New("no Steam API key")
+	}
+	seen := map[string]bool{}
+	for i, k := range c.Keys {
+		switch {
+		case k == "":
+			return fmt.Errorf("Steam API key %d of %d is empty", i+1, len(c.Keys))
+		case seen[k]:
+			return fmt.Errorf("Steam API key %d of %d repeats an earlier one", i+1, len(c.Keys))
+		}
+		seen[k] = true
 	}
 	u, err := url.Parse(c.BaseURL)
 	if err != nil {
@@ -122,7 +179,7 @@ func (c Config) check() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"idle wait", c.IdleWait}, {"backoff min", c.BackoffMin}, {"request timeout", c.RequestTimeout}} {
+	}{{"idle wait", c.IdleWait}, {"backoff min", c.BackoffMin}, {"request timeout", c.RequestTimeout}, {"skip after", c.SkipAfter}} {
 		if d.v < 0 {
 			return fmt.Errorf("%s %v is negative", d.name, d.v)
 		}

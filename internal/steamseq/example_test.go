@@ -38,14 +38,16 @@ func Example() {
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
 
-	s, err := steamseq.New(steamseq.Config{BaseURL: srv.URL, Key: steamfake.DefaultKey},
+	s, err := steamseq.New(steamseq.Config{BaseURL: srv.URL, Keys: []string{steamfake.DefaultKey}},
 		slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	// Resume after the first match, as if it had been delivered before.
-	resume := func(context.Context) (int64, bool, error) { return 6_500_000_000, true, nil }
+	resume := func(context.Context, int64) (steamseq.Resume, error) {
+		return steamseq.Resume{Found: true, Seq: 6_500_000_000, Rescan: 6_500_000_000}, nil
+	}
 	err = s.Run(context.Background(), resume, &printer{left: 2})
 	fmt.Println(errors.Is(err, errEnough), "position", s.Position())
 	// Output:

@@ -80,7 +80,9 @@ func (r *recorder) snapshot() ([]match.Match, []rejected) {
 func testConfig(base string) Config {
 	return Config{
 		BaseURL:      base,
-		Key:          steamfake.DefaultKey,
+		Keys:         []string{steamfake.DefaultKey},
+		KeyInterval:  -1,
+		RescanBehind: -1,
 		IdleWait:     time.Hour,
 		MinInterval:  -1,
 		BackoffMin:   2 * time.Millisecond,
@@ -90,11 +92,11 @@ func testConfig(base string) Config {
 }
 
 // noResume is a ResumeFunc with nothing delivered yet.
-func noResume(context.Context) (int64, bool, error) { return 0, false, nil }
+func noResume(context.Context, int64) (Resume, error) { return Resume{}, nil }
 
 // resumeAt returns a ResumeFunc that reports seq.
 func resumeAt(seq int64) ResumeFunc {
-	return func(context.Context) (int64, bool, error) { return seq, true, nil }
+	return func(context.Context, int64) (Resume, error) { return Resume{Found: true, Seq: seq, Rescan: seq}, nil }
 }
 
 type running struct {

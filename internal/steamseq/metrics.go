@@ -32,7 +32,22 @@ type metrics struct {
 	head     prometheus.Gauge
 	lag      prometheus.Gauge
 	matches  prometheus.Counter
+
+	keyInterval *prometheus.GaugeVec
+	keyCalls    *prometheus.CounterVec
+	keyRefused  *prometheus.CounterVec
+
+	rescanPosition prometheus.Gauge
+	rescanLag      prometheus.Gauge
+	late           prometheus.Counter
+	skipped        *prometheus.CounterVec
 }
+
+// The cursor label values.
+const (
+	cursorPrimary = "primary"
+	cursorRescan  = "rescan"
+)
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -61,6 +76,37 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ingestion_steam_matches_total",
 			Help: "Matches found by the scanner and accepted by the handler.",
 		}),
+		keyInterval: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ingestion_steam_key_interval_seconds",
+			Help: "The interval between two calls that each Steam API key has learnt, by key (its position in STEAM_API_KEY, from 1).",
+		}, []string{"key"}),
+		keyCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ingestion_steam_key_calls_total",
+			Help: "Calls made to the Steam Web API, by key (its position in STEAM_API_KEY, from 1).",
+		}, []string{"key"}),
+		keyRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ingestion_steam_key_refused_total",
+			Help: "Calls Steam refused for their rate (HTTP 429), by key (its position in STEAM_API_KEY, from 1).",
+		}, []string{"key"}),
+		rescanPosition: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ingestion_steam_rescan_position",
+			Help: "The last match_seq_num the rescan for late-listed matches has read past.",
+		}),
+		rescanLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ingestion_steam_rescan_lag",
+			Help: "Sequence numbers between the primary cursor's position and the rescan's.",
+		}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ingestion_steam_late_matches_total",
+			Help: "Matches the rescan found that had not been published: listed late by Steam, or broken when the primary cursor passed them.",
+		}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ingestion_steam_skipped_total",
+			Help: "Broken matches a cursor stepped past after they kept failing (a seq range, each holding at least one), by cursor (primary, rescan).",
+		}, []string{"cursor"}),
+	}
+	for _, c := range []string{cursorPrimary, cursorRescan} {
+		m.skipped.WithLabelValues(c)
 	}
 	for _, e := range []string{endpointSequence, endpointHistory} {
 		m.duration.WithLabelValues(e)
@@ -68,7 +114,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			m.requests.WithLabelValues(e, o)
 		}
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.position, m.head, m.lag, m.matches} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.position, m.head, m.lag, m.matches,
+		m.keyInterval, m.keyCalls, m.keyRefused, m.rescanPosition, m.rescanLag, m.late, m.skipped} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

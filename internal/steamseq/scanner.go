@@ -2,14 +2,25 @@
 // through Steam's match sequence, the GetMatchHistoryBySequenceNum
 // endpoint of the Steam Web API, in match_seq_num order.
 //
-// A Scanner starts where the last run stopped (a ResumeFunc says where),
-// asks for the page from the next sequence number on, hands each match to
-// a Handler in order and asks for the page after the last one it got. When
-// a page comes back less than 90% full it has caught up with Steam and
-// waits IdleWait before asking again. It keeps to one call per MinInterval
-// and backs off, with jitter and honouring Retry-After, when Steam
-// refuses, fails or answers nonsense. The Steam API key never appears in
-// its logs, errors or metrics.
+// A Scanner starts where the last run stopped (a ResumeFunc says where)
+// and runs two cursors. The primary one asks for the page from the next
+// sequence number on, hands each match to a Handler in order and asks for
+// the page after the last one it got; when a page comes back less than
+// 90% full it has caught up with Steam and waits IdleWait before asking
+// again (odota/core svc/scanner.ts). The rescan trails it, RescanBehind
+// seqs or RescanDelay behind, and hands on the matches Steam listed late,
+// at their original seq, after the primary cursor had passed them
+// (OpenDota's second scanner, ecosystem.config.js SCANNER_OFFSET); it
+// calls only with the capacity the primary cursor leaves.
+//
+// Calls are spread over several keys, each paced on its own: Steam allows
+// a key about one call every 5 s and refuses more with HTTP 429 and no
+// Retry-After, so each key learns its interval (see keys.go). A page that
+// keeps failing with status 2 ("Error retrieving match data.") is
+// narrowed down to the match that fails, which is stepped past after
+// SkipTries tries over SkipAfter, counted, and read again by the rescan.
+// Other failures back off with jitter, honouring Retry-After. No Steam API
+// key ever appears in its logs, errors or metrics.
 package steamseq
 
 import (
@@ -18,31 +29,64 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/dota-data/ingestion-service/internal/backoff"
 	"github.com/dota-data/ingestion-service/internal/health"
 	"github.com/dota-data/ingestion-service/internal/match"
 )
 
-// Handler receives the matches the scanner finds, in match_seq_num order.
+// Handler receives the matches the scanner finds. The primary cursor
+// hands them on in match_seq_num order; the rescan hands on, from its
+// own goroutine, the matches Steam listed late, lower in the sequence.
 type Handler interface {
 	// Match publishes one match. An error means it was not accepted (the
-	// service is shutting down, or the buffer dropped it).
+	// service is shutting down, or the buffer dropped it). It must be
+	// safe to call from two goroutines.
 	Match(ctx context.Context, m match.Match) error
 	// Reject counts and logs an item that should have held a match but
 	// did not.
 	Reject(ctx context.Context, reason match.Reason, item []byte)
 }
 
-// ResumeFunc returns the highest match_seq_num already delivered, and
-// false if there is none.
-type ResumeFunc func(ctx context.Context) (seq int64, ok bool, err error)
+// Resume is where an earlier scan stopped.
+type Resume struct {
+	// Found reports that an earlier scan delivered matches; the other
+	// fields are then set.
+	Found bool
+	// Seq is the highest match_seq_num delivered: the primary cursor
+	// resumes after it.
+	Seq int64
+	// Rescan is the rescan's position: it resumes after it. A store that
+	// does not know it gives Seq minus the behind the ResumeFunc was
+	// called with (at least 0).
+	Rescan int64
+	// Delivered holds the match_seq_nums delivered above Rescan, in any
+	// order: the rescan publishes none of them again.
+	Delivered []int64
+	// Foreign reports, when Found is false, that the store holds records
+	// but none from a scan (no match_seq_num): the scanner then refuses to
+	// start unless Config.StartSeqNum is set, rather than start at the
+	// head silently.
+	Foreign bool
+}
+
+// ResumeFunc returns where an earlier scan stopped. behind is the
+// rescan's distance (Config.RescanBehind, or 0 with the rescan off), for
+// a store that holds no rescan position.
+type ResumeFunc func(ctx context.Context, behind int64) (Resume, error)
+
+// ErrForeignTopic is returned by Run when the ResumeFunc reports records
+// that no scan wrote and Config.StartSeqNum is not set.
+var ErrForeignTopic = errors.New("the topic holds records but none with a match_seq_num, so where to start is unknown")
 
 // maxRejectItem is how much of a rejected entry the Handler is shown.
 const maxRejectItem = 256
@@ -56,21 +100,30 @@ type Scanner struct {
 	state    *health.State
 	metrics  *metrics
 	redactor *strings.Replacer
+	pool     *keyPool
 
 	running  atomic.Bool
+	started  atomic.Bool // the start position is known
 	position atomic.Int64
 	head     atomic.Int64
+	rescanAt atomic.Int64
 
-	// Owned by Run.
-	lastCall  time.Time // start of the last call
-	notBefore time.Time // no call before this, after failures
-	failures  int       // failed calls in a row
+	mu        sync.Mutex
+	delivered []int64       // seqs delivered above the rescan position, ascending
+	marks     []mark        // when the primary cursor reached where, oldest first
+	progress  chan struct{} // closed and replaced when the primary cursor moves
 }
 
-// New returns a Scanner for cfg. It fails if cfg has no Key, a BaseURL
-// that is not http(s), MatchesRequested outside 1..100 or a negative
-// StartSeqNum, or if the metrics cannot be registered on reg. It makes no
-// call to Steam.
+// mark says that the primary cursor was at seq at time at.
+type mark struct {
+	at  time.Time
+	seq int64
+}
+
+// New returns a Scanner for cfg. It fails if cfg has no key, an empty or
+// repeated key, a BaseURL that is not http(s), MatchesRequested outside
+// 1..100 or a negative StartSeqNum, or if the metrics cannot be
+// registered on reg. It makes no call to Steam.
 func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Scanner, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.check(); err != nil {
@@ -80,44 +133,77 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Scanner, err
 	if err != nil {
 		return nil, fmt.Errorf("steam scanner: %w", err)
 	}
+	var pairs []string
+	for _, k := range cfg.Keys {
+		pairs = append(pairs, k, "REDACTED")
+		if q := url.QueryEscape(k); q != k {
+			pairs = append(pairs, q, "REDACTED")
+		}
+	}
 	return &Scanner{
 		cfg:      cfg,
 		base:     strings.TrimSuffix(cfg.BaseURL, "/"),
 		log:      log,
 		state:    health.NewState("not started"),
 		metrics:  m,
-		redactor: strings.NewReplacer(cfg.Key, "REDACTED", url.QueryEscape(cfg.Key), "REDACTED"),
+		redactor: strings.NewReplacer(pairs...),
+		pool:     newKeyPool(cfg, m),
+		progress: make(chan struct{}),
 	}, nil
 }
 
-// Position returns the last match_seq_num handed on or skipped: the
-// scanner's next page starts after it. Before the first page it is the
-// one before the start position; it is 0 until the start is known.
+// Position returns the last match_seq_num the primary cursor handed on
+// or skipped: its next page starts after it. Before the first page it is
+// the one before the start position; it is 0 until the start is known.
 func (s *Scanner) Position() int64 { return s.position.Load() }
+
+// RescanPosition returns the last match_seq_num the rescan has read past,
+// or 0 until the start is known.
+func (s *Scanner) RescanPosition() int64 { return s.rescanAt.Load() }
 
 // Head returns the newest match_seq_num known to exist on Steam, or 0 if
 // none is known yet.
 func (s *Scanner) Head() int64 { return s.head.Load() }
 
+// KeyIntervals returns the interval each key has learnt, in the order of
+// Config.Keys.
+func (s *Scanner) KeyIntervals() []time.Duration { return s.pool.intervals() }
+
+// Snapshot returns where the scanner stands, in the form a ResumeFunc
+// returns: a later Run of the same scanner (or of another, in the same
+// process) can resume from it. Found is false until the start is known.
+func (s *Scanner) Snapshot() Resume {
+	if !s.started.Load() {
+		return Resume{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Resume{Found: true, Seq: s.Position(), Rescan: s.RescanPosition(), Delivered: slices.Clone(s.delivered)}
+}
+
 // Status reports whether the last call to Steam succeeded. It is down
 // before the start position is known and after a failed call, with the
-// reason; up, it tells the position and the lag.
+// reason; up, it tells the position and the lags.
 func (s *Scanner) Status() health.Status { return s.state.Status() }
 
 // Run scans until ctx ends or h refuses a match.
 //
-// It first finds the start: after the seq resume reports, else at
-// Config.StartSeqNum, else at the newest match Steam reports. Errors from
-// resume are logged and retried with backoff, as are all failed calls to
-// Steam. Then it pages forward for ever, handing each match to h.Match and
-// each entry without a valid match_id to h.Reject, in match_seq_num order.
-// h gets a context that is not cancelled with ctx, so that a page already
-// fetched is handed on in full during shutdown.
+// It first finds the start: after the Seq resume reports, else at
+// Config.StartSeqNum, else (if resume reports nothing at all, not even
+// foreign records) at the newest match Steam reports, with a warning.
+// Errors from resume are logged and retried with backoff, as are all
+// failed calls to Steam. Then the primary cursor pages forward for ever,
+// handing each match to h.Match and each entry without a valid match_id
+// to h.Reject, in match_seq_num order, while the rescan (unless
+// Config.RescanBehind is negative) trails it and hands on what it finds
+// that was not delivered before. h gets a context that is not cancelled
+// with ctx, so that a page already fetched is handed on in full during
+// shutdown.
 //
 // Run returns nil when ctx ends. If h.Match returns an error while ctx is
-// live, Run returns it wrapped; Position is then the seq before the
-// refused match. Run returns an error at once if it is already running or
-// resume reports a negative seq.
+// live, Run returns it wrapped; the positions are then before the refused
+// match. Run returns an error at once if it is already running, if resume
+// reports a negative seq, or ErrForeignTopic (wrapped).
 func (s *Scanner) Run(ctx context.Context, resume ResumeFunc, h Handler) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("steam scanner: already running")
@@ -133,29 +219,115 @@ func (s *Scanner) Run(ctx context.Context, resume ResumeFunc, h Handler) error {
 }
 
 func (s *Scanner) run(ctx context.Context, resume ResumeFunc, h Handler) error {
-	next, fromHead, err := s.start(ctx, resume)
-	if err != nil || next == 0 {
+	st, err := s.start(ctx, resume)
+	if err != nil || st.next == 0 {
 		return err
 	}
-	s.setPosition(next - 1)
+	s.mu.Lock()
+	s.delivered = st.delivered
+	s.marks = []mark{{at: time.Now(), seq: st.next - 1}}
+	s.mu.Unlock()
+	s.setRescan(st.rescan)
+	s.setPosition(st.next - 1)
+	s.started.Store(true)
 	s.state.Set(true, s.detail())
+
+	g, gctx := errgroup.WithContext(ctx)
 	hctx := context.WithoutCancel(ctx)
+	g.Go(func() error { return s.runPrimary(gctx, hctx, h, st.next, st.fromHead) })
+	if s.cfg.RescanBehind >= 0 {
+		g.Go(func() error { return s.runRescan(gctx, hctx, h) })
+	}
+	err = g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// startAt is where a Run starts.
+type startAt struct {
+	next      int64 // the primary cursor's first seq; 0 if ctx ended first
+	fromHead  bool
+	rescan    int64
+	delivered []int64 // ascending, above rescan
+}
+
+// start finds where to start. It returns a zero next and no error if ctx
+// ends first.
+func (s *Scanner) start(ctx context.Context, resume ResumeFunc) (startAt, error) {
+	s.state.Set(false, "waiting for a start position")
+	behind := max(s.cfg.RescanBehind, 0)
+	var res Resume
+	for attempt := 0; ; attempt++ {
+		var err error
+		res, err = resume(ctx, behind)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return startAt{}, nil
+		}
+		delay := s.backoff(attempt, 0)
+		s.state.Set(false, "waiting for a start position: resume: "+s.redact(err.Error()))
+		s.log.Warn("Cannot read the resume position, retrying",
+			"error", s.redact(err.Error()), "attempt", attempt+1, "retry_in", delay.String())
+		if !backoff.Wait(ctx, delay) {
+			return startAt{}, nil
+		}
+	}
+	switch {
+	case res.Found && (res.Seq < 0 || res.Rescan < 0):
+		return startAt{}, fmt.Errorf("steam scanner: resume position %d (rescan %d) is negative", res.Seq, res.Rescan)
+	case res.Found:
+		rescan := min(res.Rescan, res.Seq)
+		s.log.Info("Steam scanner resuming", "after_seq", res.Seq, "rescan_after_seq", rescan, "delivered_in_rescan_window", len(res.Delivered))
+		return startAt{next: res.Seq + 1, rescan: rescan, delivered: deliveredAbove(res.Delivered, rescan)}, nil
+	case s.cfg.StartSeqNum > 0:
+		s.log.Info("Steam scanner starting at the configured seq", "start_seq", s.cfg.StartSeqNum)
+		return startAt{next: s.cfg.StartSeqNum, rescan: s.cfg.StartSeqNum - 1}, nil
+	case res.Foreign:
+		return startAt{}, fmt.Errorf("steam scanner: %w; set STEAM_START_SEQ_NUM to say where to start", ErrForeignTopic)
+	}
+	c := &cursor{name: cursorPrimary, urgent: true}
+	for {
+		head, err := s.headCall(ctx, c)
+		if err == nil {
+			s.setHead(head)
+			s.log.Warn("Steam scanner starting at the newest match: nothing was delivered before, and STEAM_START_SEQ_NUM is not set (a first run)", "start_seq", head)
+			return startAt{next: head, fromHead: true, rescan: head - 1}, nil
+		}
+		if ctx.Err() != nil {
+			return startAt{}, nil
+		}
+	}
+}
+
+// deliveredAbove returns the seqs above floor, sorted, without repeats.
+func deliveredAbove(seqs []int64, floor int64) []int64 {
+	out := make([]int64, 0, len(seqs))
+	for _, q := range seqs {
+		if q > floor {
+			out = append(out, q)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// runPrimary pages forward from next for ever.
+func (s *Scanner) runPrimary(ctx, hctx context.Context, h Handler, next int64, fromHead bool) error {
+	c := &cursor{name: cursorPrimary, urgent: true, next: next}
 	var nextHead, idleUntil time.Time
 	if fromHead {
 		nextHead = time.Now().Add(s.cfg.HeadInterval)
 	}
 	for ctx.Err() == nil {
 		if s.cfg.HeadInterval > 0 && !time.Now().Before(nextHead) {
-			if !s.pace(ctx, time.Time{}) {
-				return nil
-			}
 			nextHead = time.Now().Add(s.cfg.HeadInterval)
-			if head, err := s.fetchHead(ctx); err == nil {
+			if head, err := s.headCall(ctx, c); err == nil {
 				s.setHead(max(head, s.Head()))
-				s.succeeded()
 				s.state.Set(true, s.detail())
-			} else if ctx.Err() == nil {
-				s.failed(endpointHistory, "", err)
 			}
 			continue
 		}
@@ -166,18 +338,15 @@ func (s *Scanner) run(ctx context.Context, resume ResumeFunc, h Handler) error {
 			}
 			continue
 		}
-		if !s.pace(ctx, idleUntil) {
-			return nil
-		}
-		entries, err := s.fetchPage(ctx, next)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.failed(endpointSequence, "", err)
+		c.hidden = false
+		entries, n, ok := s.fetch(ctx, c, idleUntil)
+		if !ok {
 			continue
 		}
-		s.succeeded()
+		if c.hidden {
+			s.setPosition(c.next - 1)
+			continue
+		}
 		if err := s.handOn(hctx, h, entries); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -185,70 +354,23 @@ func (s *Scanner) run(ctx context.Context, resume ResumeFunc, h Handler) error {
 			return fmt.Errorf("steam scanner: %w", err)
 		}
 		if len(entries) > 0 {
-			next = entries[len(entries)-1].m.SeqNum + 1
-			if next-1 > s.Head() {
-				s.setHead(next - 1) // it exists, so the head is at least there
+			c.next = entries[len(entries)-1].m.SeqNum + 1
+			if c.next-1 > s.Head() {
+				s.setHead(c.next - 1) // it exists, so the head is at least there
 			}
 		}
+		s.moved(c.next - 1)
 		idleUntil = time.Time{}
-		if len(entries)*10 < s.cfg.MatchesRequested*9 {
+		caughtUp := len(entries)*10 < n*9 && n == s.cfg.MatchesRequested
+		if caughtUp {
 			// Caught up with Steam: give it time to finish more matches.
 			idleUntil = time.Now().Add(s.cfg.IdleWait)
 		}
+		s.pool.allowLow(caughtUp)
 		s.state.Set(true, s.detail())
-		s.log.Debug("Steam page handed on", "matches", len(entries), "next", next, "head", s.Head())
+		s.log.Debug("Steam page handed on", "matches", len(entries), "next", c.next, "head", s.Head())
 	}
 	return nil
-}
-
-// start returns the first seq to ask for and whether it is the head. It
-// returns 0 and no error if ctx ends first.
-func (s *Scanner) start(ctx context.Context, resume ResumeFunc) (next int64, fromHead bool, err error) {
-	s.state.Set(false, "waiting for a start position")
-	var seq int64
-	var ok bool
-	for attempt := 0; ; attempt++ {
-		seq, ok, err = resume(ctx)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return 0, false, nil
-		}
-		delay := s.backoff(attempt, 0)
-		s.state.Set(false, "waiting for a start position: resume: "+s.redact(err.Error()))
-		s.log.Warn("Cannot read the resume position, retrying",
-			"error", s.redact(err.Error()), "attempt", attempt+1, "retry_in", delay.String())
-		if !backoff.Wait(ctx, delay) {
-			return 0, false, nil
-		}
-	}
-	switch {
-	case ok && seq < 0:
-		return 0, false, fmt.Errorf("steam scanner: resume position %d is negative", seq)
-	case ok:
-		s.log.Info("Steam scanner resuming", "after_seq", seq)
-		return seq + 1, false, nil
-	case s.cfg.StartSeqNum > 0:
-		s.log.Info("Steam scanner starting at the configured seq", "start_seq", s.cfg.StartSeqNum)
-		return s.cfg.StartSeqNum, false, nil
-	}
-	for {
-		if !s.pace(ctx, time.Time{}) {
-			return 0, false, nil
-		}
-		head, err := s.fetchHead(ctx)
-		if err == nil {
-			s.succeeded()
-			s.setHead(head)
-			s.log.Info("Steam scanner starting at the newest match", "start_seq", head)
-			return head, true, nil
-		}
-		if ctx.Err() != nil {
-			return 0, false, nil
-		}
-		s.failed(endpointHistory, "waiting for a start position: ", err)
-	}
 }
 
 // handOn gives the entries of a page to h, moving the position past each
@@ -257,23 +379,29 @@ func (s *Scanner) handOn(ctx context.Context, h Handler, entries []entry) error 
 	for _, e := range entries {
 		if e.reason != "" {
 			h.Reject(ctx, e.reason, e.raw[:min(len(e.raw), maxRejectItem)])
+			s.addDelivered(e.m.SeqNum) // handled: the rescan rejects it no second time
 		} else {
-			if err := h.Match(ctx, e.m); err != nil {
+			m := e.m
+			if s.cfg.RescanBehind >= 0 {
+				m.RescanSeq = s.RescanPosition()
+			}
+			if err := h.Match(ctx, m); err != nil {
 				return fmt.Errorf("handler refused match %d (seq %d): %w", e.m.ID, e.m.SeqNum, err)
 			}
 			s.metrics.matches.Inc()
+			s.addDelivered(e.m.SeqNum)
 		}
 		s.setPosition(e.m.SeqNum)
 	}
 	return nil
 }
 
-// fetchPage asks for the page from start on.
-func (s *Scanner) fetchPage(ctx context.Context, start int64) ([]entry, error) {
+// fetchPage asks for the page of n matches from start on, with key k.
+func (s *Scanner) fetchPage(ctx context.Context, k *apiKey, start int64, n int) ([]entry, error) {
 	began := time.Now()
-	body, err := s.get(ctx, "GetMatchHistoryBySequenceNum", sequencePath, url.Values{
+	body, err := s.get(ctx, k, "GetMatchHistoryBySequenceNum", sequencePath, url.Values{
 		"start_at_match_seq_num": {strconv.FormatInt(start, 10)},
-		"matches_requested":      {strconv.Itoa(s.cfg.MatchesRequested)},
+		"matches_requested":      {strconv.Itoa(n)},
 	})
 	var entries []entry
 	if err == nil {
@@ -289,10 +417,10 @@ func (s *Scanner) fetchPage(ctx context.Context, start int64) ([]entry, error) {
 	return entries, nil
 }
 
-// fetchHead asks GetMatchHistory for the newest match_seq_num.
-func (s *Scanner) fetchHead(ctx context.Context) (int64, error) {
+// fetchHead asks GetMatchHistory for the newest match_seq_num, with key k.
+func (s *Scanner) fetchHead(ctx context.Context, k *apiKey) (int64, error) {
 	began := time.Now()
-	body, err := s.get(ctx, "GetMatchHistory", historyPath, nil)
+	body, err := s.get(ctx, k, "GetMatchHistory", historyPath, nil)
 	var head int64
 	if err == nil {
 		head, err = decodeHead(body)
@@ -326,16 +454,30 @@ func (s *Scanner) setHead(seq int64) {
 }
 
 func (s *Scanner) updateLag() {
+	pos := s.position.Load()
 	if head := s.head.Load(); head > 0 {
-		s.metrics.lag.Set(float64(max(head-s.position.Load(), 0)))
+		s.metrics.lag.Set(float64(max(head-pos, 0)))
 	}
+	s.metrics.rescanLag.Set(float64(max(pos-s.rescanAt.Load(), 0)))
 }
 
-// detail describes the position for Status.
+func (s *Scanner) setRescan(seq int64) {
+	s.rescanAt.Store(seq)
+	s.metrics.rescanPosition.Set(float64(seq))
+	s.updateLag()
+}
+
+// detail describes the positions for Status.
 func (s *Scanner) detail() string {
 	pos, head := s.Position(), s.Head()
+	var b strings.Builder
 	if head == 0 {
-		return fmt.Sprintf("at seq %d, head unknown", pos)
+		fmt.Fprintf(&b, "at seq %d, head unknown", pos)
+	} else {
+		fmt.Fprintf(&b, "at seq %d, lag %d", pos, max(head-pos, 0))
 	}
-	return fmt.Sprintf("at seq %d, lag %d", pos, max(head-pos, 0))
+	if s.cfg.RescanBehind >= 0 {
+		fmt.Fprintf(&b, "; rescan at seq %d, %d behind", s.RescanPosition(), max(pos-s.RescanPosition(), 0))
+	}
+	return b.String()
 }

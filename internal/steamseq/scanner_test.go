@@ -266,15 +266,15 @@ func TestNotReadyUntilResumed(t *testing.T) {
 	fake, base := steamfake.Start(t, steamfake.Options{Count: 10, FirstSeq: 100})
 	var attempts atomic.Int32
 	release := make(chan struct{})
-	resume := func(ctx context.Context) (int64, bool, error) {
+	resume := func(ctx context.Context, _ int64) (Resume, error) {
 		if attempts.Add(1) <= 3 {
-			return 0, false, errors.New("kafka: connection refused")
+			return Resume{}, errors.New("kafka: connection refused")
 		}
 		select {
 		case <-release:
-			return 104, true, nil
+			return Resume{Found: true, Seq: 104, Rescan: 104}, nil
 		case <-ctx.Done():
-			return 0, false, ctx.Err()
+			return Resume{}, ctx.Err()
 		}
 	}
 	rec := newRecorder()
@@ -361,9 +361,9 @@ func TestCancelReturnsPromptly(t *testing.T) {
 			cfg := testConfig(base)
 			cfg.BackoffMin, cfg.BackoffMax = time.Hour, time.Hour
 			called := make(chan struct{}, 1)
-			resume := func(context.Context) (int64, bool, error) {
+			resume := func(context.Context, int64) (Resume, error) {
 				called <- struct{}{}
-				return 0, false, errors.New("not yet")
+				return Resume{}, errors.New("not yet")
 			}
 			return cfg, resume, func(*testing.T) { <-called }
 		}},
@@ -446,9 +446,9 @@ func TestRestartResumesWithoutGapOrDuplicate(t *testing.T) {
 				return nil
 			}
 			ready := make(chan struct{})
-			r1 = start(t, cfg, func(ctx context.Context) (int64, bool, error) {
+			r1 = start(t, cfg, func(context.Context, int64) (Resume, error) {
 				<-ready // r1 is set
-				return 0, false, nil
+				return Resume{}, nil
 			}, first)
 			close(ready)
 			if err := r1.result(t); (err != nil) != tt.refuse {

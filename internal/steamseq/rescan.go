@@ -1,0 +1,186 @@
+package steamseq
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Steam lists some matches late, at their original match_seq_num, after
+// a scanner at the head has passed them; OpenDota runs a second scanner
+// 50,000 seqs behind "to pick up matches previously missing" (odota/core
+// ecosystem.config.js, SCANNER_OFFSET; odota/web#3213). The rescan is
+// that second cursor: it reads the sequence again once the primary one is
+// RescanBehind past, or passed it RescanDelay ago, and hands on only what
+// was not delivered before. It calls Steam only with the capacity the
+// primary cursor leaves: while the primary one has caught up with the head.
+
+// runRescan reads the sequence again behind the primary cursor, for ever.
+func (s *Scanner) runRescan(ctx, hctx context.Context, h Handler) error {
+	c := &cursor{name: cursorRescan, next: s.RescanPosition() + 1}
+	for ctx.Err() == nil {
+		limit, change := s.rescanLimit(time.Now())
+		if c.next > limit {
+			// Wait for the primary cursor to move, or for time to move the
+			// limit.
+			s.mu.Lock()
+			moved := s.progress
+			s.mu.Unlock()
+			if limit, _ = s.rescanLimit(time.Now()); c.next <= limit {
+				continue
+			}
+			var timer <-chan time.Time
+			if !change.IsZero() {
+				timer = afterTimer(time.Until(change))
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-moved:
+			case <-timer:
+			}
+			continue
+		}
+		c.hidden = false
+		entries, _, ok := s.fetch(ctx, c, time.Time{})
+		if !ok {
+			continue
+		}
+		if c.hidden {
+			s.setRescan(min(c.next-1, limit))
+			continue
+		}
+		reached := len(entries) == 0
+		for _, e := range entries {
+			if e.m.SeqNum > limit {
+				reached = true
+				break
+			}
+			if err := s.rescanned(hctx, h, e); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("steam scanner: rescan: %w", err)
+			}
+			c.next = e.m.SeqNum + 1
+		}
+		if reached {
+			// Nothing more is listed up to the limit: the range is read.
+			c.next = limit + 1
+			c.window = 0
+			s.setRescan(limit)
+		}
+		s.pruneDelivered(s.RescanPosition())
+		s.state.Set(true, s.detail())
+	}
+	return nil
+}
+
+// rescanned hands on e, found by the rescan, unless it was delivered, and
+// moves the rescan's position to it.
+func (s *Scanner) rescanned(ctx context.Context, h Handler, e entry) error {
+	seq := e.m.SeqNum
+	if !s.wasDelivered(seq) {
+		if e.reason != "" {
+			h.Reject(ctx, e.reason, e.raw[:min(len(e.raw), maxRejectItem)])
+			s.addDelivered(seq)
+		} else {
+			m := e.m
+			m.RescanSeq = seq
+			if err := h.Match(ctx, m); err != nil {
+				return fmt.Errorf("handler refused match %d (seq %d): %w", m.ID, seq, err)
+			}
+			s.addDelivered(seq)
+			s.metrics.late.Inc()
+			s.metrics.matches.Inc()
+			s.log.Info("The rescan found a match that was not published: Steam listed it late, or could not serve it before",
+				"match_id", m.ID, "match_seq_num", seq, "primary_position", s.Position())
+		}
+	}
+	s.setRescan(seq)
+	return nil
+}
+
+// rescanLimit returns the highest seq the rescan may read at now, and
+// when that may next grow without the primary cursor moving (zero if it
+// will not).
+func (s *Scanner) rescanLimit(now time.Time) (int64, time.Time) {
+	pos := s.Position()
+	limit := pos - s.cfg.RescanBehind
+	var change time.Time
+	if s.cfg.RescanDelay > 0 {
+		cut := now.Add(-s.cfg.RescanDelay)
+		s.mu.Lock()
+		for _, mk := range s.marks {
+			if mk.at.After(cut) {
+				change = mk.at.Add(s.cfg.RescanDelay)
+				break
+			}
+			limit = max(limit, mk.seq)
+		}
+		s.mu.Unlock()
+	}
+	return min(limit, pos), change
+}
+
+// moved notes that the primary cursor is at seq now.
+func (s *Scanner) moved(seq int64) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.marks); n > 0 && s.marks[n-1].seq == seq {
+		return
+	}
+	s.marks = append(s.marks, mark{at: now, seq: seq})
+	// Keep one mark older than the delay (it says how far the limit is)
+	// and every later one.
+	cut := now.Add(-s.cfg.RescanDelay)
+	old := 0
+	for old+1 < len(s.marks) && !s.marks[old+1].at.After(cut) {
+		old++
+	}
+	if old > 0 {
+		s.marks = slices.Delete(s.marks, 0, old)
+	}
+	close(s.progress)
+	s.progress = make(chan struct{})
+}
+
+// addDelivered notes that seq was delivered.
+func (s *Scanner) addDelivered(seq int64) {
+	if s.cfg.RescanBehind < 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.delivered); n == 0 || s.delivered[n-1] < seq {
+		s.delivered = append(s.delivered, seq)
+		return
+	}
+	if i, found := slices.BinarySearch(s.delivered, seq); !found {
+		s.delivered = slices.Insert(s.delivered, i, seq)
+	}
+}
+
+// wasDelivered reports whether seq was delivered.
+func (s *Scanner) wasDelivered(seq int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, found := slices.BinarySearch(s.delivered, seq)
+	return found
+}
+
+// pruneDelivered forgets the seqs at or below floor: the rescan has
+// passed them.
+func (s *Scanner) pruneDelivered(floor int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, found := slices.BinarySearch(s.delivered, floor)
+	if found {
+		i++
+	}
+	if i > 0 {
+		s.delivered = slices.Delete(s.delivered, 0, i)
+	}
+}
