@@ -81,10 +81,15 @@ const (
 	// TooLarge: the frame exceeds the source's size limit; sources report it
 	// without calling Parse.
 	TooLarge Reason = "too_large"
+	// ImplausibleSeq: a Steam match whose match_seq_num lies implausibly far
+	// beyond the sequence known so far (a bogus value such as 2^63-1, which
+	// would skip every match in between); the Steam scanner reports it
+	// without calling Parse.
+	ImplausibleSeq Reason = "implausible_seq"
 )
 
 // Reasons lists every Reason, for pre-registering metric label values.
-var Reasons = []Reason{InvalidJSON, NotObject, MissingID, NullID, WrongType, NotInteger, NotPositive, OutOfRange, TooLarge}
+var Reasons = []Reason{InvalidJSON, NotObject, MissingID, NullID, WrongType, NotInteger, NotPositive, OutOfRange, TooLarge, ImplausibleSeq}
 
 // RejectError is the error returned for a frame that is not a valid match.
 type RejectError struct {

@@ -147,7 +147,7 @@ func (s *Source) session(ctx, hctx context.Context, h Handler) (time.Duration, s
 	start := time.Now()
 	s.metrics.connected.Set(1)
 	s.state.Set(true, "reading "+s.cfg.URL)
-	s.log.Info("Connected to log stream", "url", s.cfg.URL, "last_event_id", s.stream.lastID)
+	s.log.Info("Connected to log stream", "url", s.cfg.URL, "last_event_id", shownID(s.stream.lastID))
 	body := &idleReader{r: resp.Body, d: s.cfg.IdleTimeout}
 	body.timer = time.AfterFunc(body.d, func() { body.fired.Store(true); cancel() })
 	s.stream.reset(body)
@@ -175,8 +175,8 @@ func (s *Source) connect(reqCtx context.Context, cancel context.CancelFunc) (*ht
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
-	if s.stream.lastID != "" {
-		req.Header.Set("Last-Event-ID", s.stream.lastID)
+	if id := s.stream.lastID; id != "" && sendableID(id) {
+		req.Header.Set("Last-Event-ID", id)
 	}
 	var timedOut atomic.Bool
 	timer := time.AfterFunc(s.cfg.ConnectTimeout, func() { timedOut.Store(true); cancel() })
@@ -269,4 +269,34 @@ func (r *idleReader) Read(p []byte) (int, error) {
 		r.timer.Reset(r.d)
 	}
 	return n, err
+}
+
+// maxEventIDBytes bounds the Last-Event-ID sent back: a longer id (the
+// WHATWG rules set no bound) would be resent in full on every reconnect.
+const maxEventIDBytes = 1024
+
+// sendableID reports whether id can go back in the Last-Event-ID header:
+// at most maxEventIDBytes, and a valid header field value (RFC 9110: no
+// control character but tab). The WHATWG rules keep any id without NUL as
+// the stream's last event ID; one that cannot be sent is left out of the
+// request, rather than make every reconnect fail.
+func sendableID(id string) bool {
+	if len(id) > maxEventIDBytes {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// shownID is id for a log line: as is when it can be sent, else how long
+// it is and that it is not sent.
+func shownID(id string) string {
+	if sendableID(id) {
+		return id
+	}
+	return fmt.Sprintf("(%d bytes, not a valid header value: not sent)", len(id))
 }

@@ -366,6 +366,13 @@ func TestReconnectAfterServerDrop(t *testing.T) {
 		{"server sends no ids", "data: " + insert("1") + "\n\ndata: " + insert("2") + "\n\n", ""},
 		{"id without data", "data: " + insert("1") + "\n\ndata: " + insert("2") + "\n\nid: 7\n\n", "7"},
 		{"id of an event cut off", "id: 5\ndata: " + insert("1") + "\n\ndata: " + insert("2") + "\n\nid: 6\ndata: " + insert("3"), "5"},
+		// WHATWG: an id with NUL is ignored.
+		{"id with NUL", "id: 9\ndata: " + insert("1") + "\n\nid: 1\x002\ndata: " + insert("2") + "\n\n", "9"},
+		// Not a valid header value, or 60 KB: kept as the last ID, not sent,
+		// and the source still reconnects.
+		{"id with a control character", "id: a\x01b\ndata: " + insert("1") + "\n\ndata: " + insert("2") + "\n\n", ""},
+		{"id of 60 KB", "id: " + strings.Repeat("x", 60_000) + "\ndata: " + insert("1") + "\n\ndata: " + insert("2") + "\n\n", ""},
+		{"valid id after a bad one", "id: a\x7fb\ndata: " + insert("1") + "\n\nid: 10\ndata: " + insert("2") + "\n\n", "10"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

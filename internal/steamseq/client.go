@@ -174,33 +174,49 @@ type seqFields struct {
 	StartTime json.RawMessage `json:"start_time"`
 }
 
+// MaxSeqJump is how far past the newest match_seq_num known (the head,
+// or the page's start when that is beyond it) an entry's match_seq_num
+// may lie. Steam's sequence is dense: a page from one seq holds the next
+// ones, and Dota adds about a million a day, so a seq further on is bogus
+// (2^63-1 would make the next page start at -2^63; 10^15 would skip every
+// match in between). Such an entry, and every one after it in the page,
+// is rejected (match.ImplausibleSeq), never handed on and never moves the
+// position.
+const MaxSeqJump = 10_000_000
+
 // decodePage returns the entries of a GetMatchHistoryBySequenceNum answer
 // asked from start. Every entry must have a match_seq_num, at least start
 // and above the one before; an entry whose match_id is not valid is kept,
-// with its reason, for the handler to reject.
-func decodePage(body []byte, start int64) ([]entry, error) {
+// with its reason, for the handler to reject. Entries whose seq is above
+// ceiling are returned apart, as implausible; being in seq order, they end
+// the page.
+func decodePage(body []byte, start, ceiling int64) (entries, implausible []entry, err error) {
 	raws, err := decodeResult(body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	entries := make([]entry, 0, len(raws))
+	entries = make([]entry, 0, len(raws))
 	prev := start - 1
 	for i, raw := range raws {
 		var f seqFields
 		if err := json.Unmarshal(raw, &f); err != nil {
-			return nil, fmt.Errorf("match %d of the page is not an object: %s", i, excerpt(raw, 64))
+			return nil, nil, fmt.Errorf("match %d of the page is not an object: %s", i, excerpt(raw, 64))
 		}
 		seq, ok := positive(f.SeqNum)
 		if !ok {
-			return nil, fmt.Errorf("match %d of the page has no valid match_seq_num: %s", i, excerpt(raw, 64))
+			return nil, nil, fmt.Errorf("match %d of the page has no valid match_seq_num: %s", i, excerpt(raw, 64))
 		}
 		if seq <= prev {
 			if i == 0 {
-				return nil, fmt.Errorf("page asked from seq %d starts at seq %d", start, seq)
+				return nil, nil, fmt.Errorf("page asked from seq %d starts at seq %d", start, seq)
 			}
-			return nil, fmt.Errorf("seqs out of order: %d follows %d", seq, prev)
+			return nil, nil, fmt.Errorf("seqs out of order: %d follows %d", seq, prev)
 		}
 		prev = seq
+		if seq > ceiling {
+			implausible = append(implausible, entry{m: match.Match{SeqNum: seq}, reason: match.ImplausibleSeq, raw: raw})
+			continue
+		}
 		e := entry{raw: raw}
 		e.m, err = match.Parse(raw)
 		if err != nil {
@@ -212,7 +228,7 @@ func decodePage(body []byte, start int64) ([]entry, error) {
 		}
 		entries = append(entries, e)
 	}
-	return entries, nil
+	return entries, implausible, nil
 }
 
 // decodeHead returns the highest match_seq_num in a GetMatchHistory answer.

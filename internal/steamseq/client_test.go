@@ -258,7 +258,7 @@ func TestDecodePage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			entries, err := decodePage([]byte(tt.body), tt.start)
+			entries, _, err := decodePage([]byte(tt.body), tt.start, tt.start+MaxSeqJump)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("decodePage = %v, want an error with %q", err, tt.err)

@@ -44,6 +44,7 @@ func (s *Scanner) runRescan(ctx, hctx context.Context, h Handler) error {
 		}
 		c.hidden = false
 		entries, _, ok := s.fetch(ctx, c, time.Time{})
+		s.reportImplausible(hctx, h)
 		if !ok {
 			continue
 		}

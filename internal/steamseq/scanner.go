@@ -109,9 +109,11 @@ type Scanner struct {
 	rescanAt atomic.Int64
 
 	mu        sync.Mutex
-	delivered []int64       // seqs delivered above the rescan position, ascending
-	marks     []mark        // when the primary cursor reached where, oldest first
-	progress  chan struct{} // closed and replaced when the primary cursor moves
+	delivered []int64        // seqs delivered above the rescan position, ascending
+	marks     []mark         // when the primary cursor reached where, oldest first
+	progress  chan struct{}  // closed and replaced when the primary cursor moves
+	bogus     map[int64]bool // implausible seqs seen
+	bogusNew  []entry        // implausible entries not yet reported
 }
 
 // mark says that the primary cursor was at seq at time at.
@@ -149,6 +151,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Scanner, err
 		redactor: strings.NewReplacer(pairs...),
 		pool:     newKeyPool(cfg, m),
 		progress: make(chan struct{}),
+		bogus:    map[int64]bool{},
 	}, nil
 }
 
@@ -326,7 +329,12 @@ func (s *Scanner) runPrimary(ctx, hctx context.Context, h Handler, next int64, f
 		if s.cfg.HeadInterval > 0 && !time.Now().Before(nextHead) {
 			nextHead = time.Now().Add(s.cfg.HeadInterval)
 			if head, err := s.headCall(ctx, c); err == nil {
-				s.setHead(max(head, s.Head()))
+				if known := max(s.Head(), s.Position()); head > known+MaxSeqJump {
+					s.log.Error("Steam reported an implausible newest match_seq_num; ignored",
+						"head", head, "known", known, "max_jump", MaxSeqJump)
+				} else {
+					s.setHead(max(head, s.Head()))
+				}
 				s.state.Set(true, s.detail())
 			}
 			continue
@@ -340,6 +348,7 @@ func (s *Scanner) runPrimary(ctx, hctx context.Context, h Handler, next int64, f
 		}
 		c.hidden = false
 		entries, n, ok := s.fetch(ctx, c, idleUntil)
+		s.reportImplausible(hctx, h)
 		if !ok {
 			continue
 		}
@@ -403,9 +412,9 @@ func (s *Scanner) fetchPage(ctx context.Context, k *apiKey, start int64, n int) 
 		"start_at_match_seq_num": {strconv.FormatInt(start, 10)},
 		"matches_requested":      {strconv.Itoa(n)},
 	})
-	var entries []entry
+	var entries, implausible []entry
 	if err == nil {
-		entries, err = decodePage(body, start)
+		entries, implausible, err = decodePage(body, start, max(s.Head(), start)+MaxSeqJump)
 		if err != nil {
 			err = s.badResponse("GetMatchHistoryBySequenceNum", err)
 		}
@@ -414,7 +423,45 @@ func (s *Scanner) fetchPage(ctx context.Context, k *apiKey, start int64, n int) 
 	if err != nil {
 		return nil, err
 	}
+	s.noteImplausible(implausible)
 	return entries, nil
+}
+
+// noteImplausible keeps, for reportImplausible, the entries of a page
+// whose seq was implausible and had not been seen before.
+func (s *Scanner) noteImplausible(es []entry) {
+	if len(es) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range es {
+		if s.bogus[e.m.SeqNum] {
+			continue
+		}
+		if len(s.bogus) >= maxBogus {
+			clear(s.bogus)
+		}
+		s.bogus[e.m.SeqNum] = true
+		s.bogusNew = append(s.bogusNew, e)
+	}
+}
+
+// maxBogus bounds the memory of implausible seqs already reported.
+const maxBogus = 1000
+
+// reportImplausible rejects, once each, the entries with an implausible
+// seq that pages have held since the last call.
+func (s *Scanner) reportImplausible(ctx context.Context, h Handler) {
+	s.mu.Lock()
+	es := s.bogusNew
+	s.bogusNew = nil
+	s.mu.Unlock()
+	for _, e := range es {
+		h.Reject(ctx, e.reason, e.raw[:min(len(e.raw), maxRejectItem)])
+		s.log.Error("Steam listed a match with an implausible match_seq_num; rejected, and the position stays",
+			"match_seq_num", e.m.SeqNum, "head", s.Head(), "position", s.Position(), "max_jump", MaxSeqJump)
+	}
 }
 
 // fetchHead asks GetMatchHistory for the newest match_seq_num, with key k.

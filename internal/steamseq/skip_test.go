@@ -1,11 +1,17 @@
 package steamseq
 
 import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/dota-data/ingestion-service/internal/match"
 	"github.com/dota-data/ingestion-service/internal/steamfake"
 )
 
@@ -92,6 +98,57 @@ func TestStepsPastABrokenMatch(t *testing.T) {
 			}
 			if oneMatch < SkipTries || failed > 2*(8+2*SkipTries+4) {
 				t.Errorf("%d one-match calls, %d failed calls: want the tries, and a narrowing that is short", oneMatch, failed)
+			}
+		})
+	}
+}
+
+// TestImplausibleSeqIsRejected: a page whose last entry claims a
+// match_seq_num far beyond the sequence (2^63-1, whose successor
+// overflows; 10^15, which would skip every match in between) has that
+// entry rejected once, as implausible_seq; the position never reaches it
+// and the scan goes on from the plausible entries.
+func TestImplausibleSeqIsRejected(t *testing.T) {
+	for _, bogus := range []int64{1<<63 - 1, 1_000_000_000_000_000} {
+		t.Run(strconv.FormatInt(bogus, 10), func(t *testing.T) {
+			fake, base := steamfake.Start(t, steamfake.Options{Count: 300})
+			all := fake.Matches()
+			// The second page: two real matches, then the bogus one; asked
+			// again, Steam serves it the same way.
+			body := fmt.Sprintf(`{"result":{"status":1,"matches":[{"match_id":%d,"match_seq_num":%d},{"match_id":%d,"match_seq_num":%d},{"match_id":77,"match_seq_num":%d}]}}`,
+				all[100].ID, all[100].SeqNum, all[101].ID, all[101].SeqNum, bogus)
+			var once sync.Once
+			rec := newRecorder()
+			rec.accept = func(m match.Match) error {
+				if m.SeqNum == all[99].SeqNum {
+					once.Do(func() { fake.Fail(1, steamfake.Fault{Body: body}) })
+				}
+				return nil
+			}
+			cfg := testConfig(base)
+			cfg.StartSeqNum = all[0].SeqNum
+			cfg.IdleWait = 5 * time.Millisecond
+			r := start(t, cfg, noResume, rec)
+			waitFor(t, "the head", func() bool { return r.s.Position() == all[299].SeqNum })
+			got, rejects := rec.snapshot()
+			for i := range got {
+				got[i].StartTime = 0
+			}
+			want := slices.Clone(all)
+			for i := range want {
+				want[i].StartTime = 0
+			}
+			sameMatches(t, got, want)
+			if len(rejects) != 1 || rejects[0].reason != match.ImplausibleSeq || !strings.Contains(rejects[0].item, strconv.FormatInt(bogus, 10)) {
+				t.Fatalf("rejects = %+v, want the bogus entry once as %s", rejects, match.ImplausibleSeq)
+			}
+			for _, c := range sequenceCalls(fake.Calls()) {
+				if c.StartAt < 0 || c.StartAt > all[299].SeqNum+1 {
+					t.Fatalf("a call asked from seq %d", c.StartAt)
+				}
+			}
+			if lines := r.logs.Lines(t, "Steam listed a match with an implausible match_seq_num; rejected, and the position stays"); len(lines) != 1 || lines[0]["level"] != "ERROR" {
+				t.Errorf("log lines = %v, want one error", lines)
 			}
 		})
 	}
