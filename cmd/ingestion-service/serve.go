@@ -22,6 +22,7 @@ import (
 	"github.com/dota-data/ingestion-service/internal/kafkasink"
 	"github.com/dota-data/ingestion-service/internal/logging"
 	"github.com/dota-data/ingestion-service/internal/pipeline"
+	"github.com/dota-data/ingestion-service/internal/redact"
 	"github.com/dota-data/ingestion-service/internal/relay"
 	"github.com/dota-data/ingestion-service/internal/spool"
 )
@@ -173,7 +174,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		go func() { _ = elector.Run(electorCtx); close(electorDone) }()
 		go func() { ctl.run(ctlCtx); close(ctlDone) }()
 	}
-	log.Info("Ingestion service started", "source", cfg.Source, "from", config.RedactURL(src.where), "topic", cfg.Kafka.Topic,
+	log.Info("Ingestion service started", "source", cfg.Source, "from", redact.URL(src.where), "topic", cfg.Kafka.Topic,
 		"fleet_group", cfg.Fleet.Group)
 
 	<-runCtx.Done()

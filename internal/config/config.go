@@ -29,6 +29,7 @@ import (
 	"github.com/dota-data/ingestion-service/internal/kafkasink"
 	"github.com/dota-data/ingestion-service/internal/logging"
 	"github.com/dota-data/ingestion-service/internal/odlogs"
+	"github.com/dota-data/ingestion-service/internal/redact"
 	"github.com/dota-data/ingestion-service/internal/relay"
 	"github.com/dota-data/ingestion-service/internal/spool"
 	"github.com/dota-data/ingestion-service/internal/steamseq"
@@ -337,7 +338,7 @@ func (r *reader) load() Config {
 		TLSCAFile:      r.file("STREAM_TLS_CA_FILE"),
 	}
 	if err := wsstream.CheckURL(c.Stream.URL); err != nil {
-		r.fail("OPENDOTA_STREAM_URL", c.Stream.URL, "want a ws:// or wss:// URL with a host")
+		r.fail("OPENDOTA_STREAM_URL", redact.URL(c.Stream.URL), "want a ws:// or wss:// URL with a host")
 	}
 
 	c.Source = strings.ToLower(r.str("SOURCE", SourceWebSocket))
@@ -354,7 +355,7 @@ func (r *reader) load() Config {
 		HealthyAfter:   c.Stream.HealthyAfter,
 	}
 	if err := c.Logs.Validate(); err != nil && c.Source == SourceOpenDotaLogs {
-		r.fail("OPENDOTA_LOGS_URL", c.Logs.URL+" channels "+strings.Join(c.Logs.Channels, ","), err.Error())
+		r.fail("OPENDOTA_LOGS_URL", redact.URL(c.Logs.URL), redact.ForURL(c.Logs.URL).String(err.Error()))
 	}
 	c.Steam = steamseq.Config{
 		BaseURL:      r.str("STEAM_API_URL", steamseq.DefaultBaseURL),
@@ -391,7 +392,7 @@ func (r *reader) load() Config {
 			r.fail("STEAM_API_KEY", "", "required with SOURCE=steam-sequence")
 		}
 		if u, err := url.Parse(c.Steam.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			r.fail("STEAM_API_URL", c.Steam.BaseURL, "want an http:// or https:// URL with a host")
+			r.fail("STEAM_API_URL", redact.URL(c.Steam.BaseURL), "want an http:// or https:// URL with a host")
 		}
 	}
 
@@ -691,10 +692,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("api_addr", c.API.Addr()),
 		slog.Bool("api_pprof", c.API.Profiling),
 		slog.String("source", c.Source),
-		slog.String("stream_url", RedactURL(c.Stream.URL)),
-		slog.String("opendota_logs_url", RedactURL(c.Logs.URL)),
+		slog.String("stream_url", redact.URL(c.Stream.URL)),
+		slog.String("opendota_logs_url", redact.URL(c.Logs.URL)),
 		slog.String("opendota_logs_channels", strings.Join(c.Logs.Channels, ",")),
-		slog.String("steam_api_url", RedactURL(c.Steam.BaseURL)),
+		slog.String("steam_api_url", redact.URL(c.Steam.BaseURL)),
 		slog.String("steam_api_key", maskKeys(c.Steam.Keys)),
 		slog.String("steam_key_interval", c.Steam.KeyInterval.String()),
 		slog.Int64("steam_rescan_behind", c.Steam.RescanBehind),
@@ -734,17 +735,4 @@ func mask(secret string) string {
 		return ""
 	}
 	return "REDACTED"
-}
-
-// RedactURL hides a password or query (which may carry a token) in u.
-func RedactURL(u string) string {
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		u = u[:i] + "?REDACTED"
-	}
-	if at := strings.LastIndexByte(u, '@'); at >= 0 {
-		if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
-			u = u[:scheme+3] + "REDACTED@" + u[at+1:]
-		}
-	}
-	return u
 }

@@ -145,19 +145,6 @@ func TestDurationsAndNumbers(t *testing.T) {
 	}
 }
 
-func TestRedactURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"wss://stream.opendota.com/matches": "wss://stream.opendota.com/matches",
-		"wss://user:pw@host/path":           "wss://REDACTED@host/path",
-		"wss://host/path?token=secret&a=b":  "wss://host/path?REDACTED",
-		"ws://u:p@host:1/x?api_key=1":       "ws://REDACTED@host:1/x?REDACTED",
-	} {
-		if got := RedactURL(in); got != want {
-			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestDocumentationListsEverySetting(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -376,5 +363,21 @@ func TestFleetSettings(t *testing.T) {
 	var ce *Error
 	if !errors.As(err, &ce) || ce.Var != "STANDBY_WINDOW" {
 		t.Fatalf("a standby window under the session timeout: %v", err)
+	}
+}
+
+// TestURLErrorsHideSecrets: an invalid URL setting is named, but its user
+// info and query are not echoed.
+func TestURLErrorsHideSecrets(t *testing.T) {
+	for name, vars := range map[string]map[string]string{
+		"OPENDOTA_STREAM_URL": {"OPENDOTA_STREAM_URL": "http://user:pw-S3CRET@host/matches?token=T0KEN-S3CRET"},
+		"OPENDOTA_LOGS_URL":   {"SOURCE": "opendota-logs", "OPENDOTA_LOGS_URL": "ftp://user:pw-S3CRET@host/logs?token=T0KEN-S3CRET"},
+		"STEAM_API_URL":       {"SOURCE": "steam-sequence", "STEAM_API_KEY": "k", "STEAM_API_URL": "ftp://user:pw-S3CRET@host/?key=T0KEN-S3CRET"},
+	} {
+		vars["ENV_FILE"] = writeFile(t, "")
+		_, err := Load(env(vars))
+		if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "S3CRET") || strings.Contains(err.Error(), "channels") {
+			t.Errorf("%s: error %v, want it named without its secrets", name, err)
+		}
 	}
 }

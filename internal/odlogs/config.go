@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/dota-data/ingestion-service/internal/redact"
 )
 
 // The channels a Source can take match IDs from. They are named after the
@@ -160,13 +162,13 @@ func (c Config) Validate() error {
 func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("url: %w", err)
+		return fmt.Errorf("url: %w", redact.ForURL(raw).Error(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("url %q is not http:// or https://", raw)
+		return fmt.Errorf("url %q is not http:// or https://", redact.URL(raw))
 	}
 	if u.Host == "" {
-		return fmt.Errorf("url %q has no host", raw)
+		return fmt.Errorf("url %q has no host", redact.URL(raw))
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/dota-data/ingestion-service/internal/backoff"
 	"github.com/dota-data/ingestion-service/internal/health"
 	"github.com/dota-data/ingestion-service/internal/match"
+	"github.com/dota-data/ingestion-service/internal/redact"
 )
 
 // Handler receives what the source reads.
@@ -34,6 +35,8 @@ type Source struct {
 	log     *slog.Logger
 	state   *health.State
 	metrics *metrics
+	shown   string           // the URL as shown: its secrets redacted
+	hide    redact.Text      // removes the URL's secrets from error texts
 	enabled [Parsed + 1]bool // by Kind
 	stream  *eventStream
 }
@@ -60,6 +63,8 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, erro
 		log:     log,
 		state:   health.NewState("not connected yet"),
 		metrics: m,
+		shown:   redact.URL(cfg.URL),
+		hide:    redact.ForURL(cfg.URL),
 		stream:  newEventStream(cfg.MaxLineBytes, cfg.MaxEventBytes),
 	}
 	for _, ch := range cfg.Channels {
@@ -105,9 +110,10 @@ func (s *Source) Run(ctx context.Context, h Handler) error {
 		}
 		attempt++
 		s.metrics.reconnects.WithLabelValues(reason).Inc()
+		err = s.hide.Error(err)
 		s.state.Set(false, fmt.Sprintf("%s: %v", reason, err))
 		s.log.Warn("Log stream connection lost, reconnecting",
-			"reason", reason, "error", err, "attempt", attempt, "retry_in", delay.String(), "url", s.cfg.URL)
+			"reason", reason, "error", err, "attempt", attempt, "retry_in", delay.String(), "url", s.shown)
 		if !backoff.Wait(ctx, delay) {
 			s.state.Set(false, "stopped")
 			return nil
@@ -146,8 +152,8 @@ func (s *Source) session(ctx, hctx context.Context, h Handler) (time.Duration, s
 
 	start := time.Now()
 	s.metrics.connected.Set(1)
-	s.state.Set(true, "reading "+s.cfg.URL)
-	s.log.Info("Connected to log stream", "url", s.cfg.URL, "last_event_id", shownID(s.stream.lastID))
+	s.state.Set(true, "reading "+s.shown)
+	s.log.Info("Connected to log stream", "url", s.shown, "last_event_id", shownID(s.stream.lastID))
 	body := &idleReader{r: resp.Body, d: s.cfg.IdleTimeout}
 	body.timer = time.AfterFunc(body.d, func() { body.fired.Store(true); cancel() })
 	s.stream.reset(body)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/dota-data/ingestion-service/internal/logtest"
 	"github.com/dota-data/ingestion-service/internal/match"
 )
 
@@ -800,5 +801,52 @@ func TestBackoffGrowsWithinBounds(t *testing.T) {
 				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", tt.attempt, d, tt.min, tt.max)
 			}
 		}
+	}
+}
+
+// TestURLSecretsNeverShow: a log URL with user info and a token in its
+// query is requested as given, but neither shows in a log line, the
+// status detail or an error: not while reading, not when the stream
+// ends, not when the host refuses.
+func TestURLSecretsNeverShow(t *testing.T) {
+	gotQuery := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotQuery <- r.URL.RawQuery
+		write := sse(w)
+		data(write, insert("1"))
+	}))
+	host := strings.TrimPrefix(srv.URL, "http://")
+	raw := "http://user:pw-S3CRET@" + host + "/logs?token=T0KEN-S3CRET"
+	logs := &logtest.Buffer{}
+	src, err := New(fast(Config{URL: raw}), slog.New(slog.NewJSONHandler(logs, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	rec := newRecorder()
+	go func() { done <- src.Run(ctx, rec) }()
+	rec.wait(t, 1)
+	if q := <-gotQuery; q != "token=T0KEN-S3CRET" {
+		t.Errorf("the server got query %q, want the token as configured", q)
+	}
+	statuses := []string{src.Status().Detail}
+	srv.Close() // from now on the host refuses
+	deadline := time.Now().Add(15 * time.Second)
+	for strings.Count(logs.String(), "Log stream connection lost") < 3 && time.Now().Before(deadline) {
+		statuses = append(statuses, src.Status().Detail)
+		time.Sleep(2 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	text := logs.String() + strings.Join(statuses, "\n")
+	if strings.Contains(text, "S3CRET") || strings.Contains(text, "user:") {
+		t.Fatalf("a secret of the URL shows:\n%s", text)
+	}
+	if !strings.Contains(text, "http://REDACTED@"+host+"/logs?REDACTED") || strings.Count(text, "Log stream connection lost") < 3 {
+		t.Errorf("the redacted URL is not shown, or the source did not retry:\n%s", text)
+	}
+	if _, err := New(Config{URL: "ftp://user:pw-S3CRET@host/logs?token=T0KEN-S3CRET"}, slog.New(slog.DiscardHandler), prometheus.NewRegistry()); err == nil || strings.Contains(err.Error(), "S3CRET") {
+		t.Errorf("New's error %v shows a secret", err)
 	}
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/dota-data/ingestion-service/internal/backoff"
 	"github.com/dota-data/ingestion-service/internal/health"
+	"github.com/dota-data/ingestion-service/internal/redact"
 )
 
 // Handler receives what the Source reads.
@@ -46,6 +47,8 @@ type Source struct {
 	log     *slog.Logger
 	state   *health.State
 	metrics *metrics
+	shown   string      // the URL as shown: its secrets redacted
+	hide    redact.Text // removes the URL's secrets from error texts
 	buf     []byte
 
 	// busy is set while the Handler runs, frames counts frames read; the
@@ -77,6 +80,8 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, erro
 		log:     log,
 		state:   health.NewState("not connected yet"),
 		metrics: m,
+		shown:   redact.URL(cfg.URL),
+		hide:    redact.ForURL(cfg.URL),
 		buf:     make([]byte, cfg.MaxFrameBytes+1),
 	}, nil
 }
@@ -104,13 +109,13 @@ func clientWithCA(file string) (*http.Client, error) {
 func CheckURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return err
+		return redact.ForURL(raw).Error(err)
 	}
 	if u.Scheme != "ws" && u.Scheme != "wss" {
-		return fmt.Errorf("%q is not a ws:// or wss:// URL", raw)
+		return fmt.Errorf("%q is not a ws:// or wss:// URL", redact.URL(raw))
 	}
 	if u.Host == "" {
-		return fmt.Errorf("%q has no host", raw)
+		return fmt.Errorf("%q has no host", redact.URL(raw))
 	}
 	return nil
 }
@@ -139,9 +144,10 @@ func (s *Source) Run(ctx context.Context, h Handler) error {
 		delay := s.backoff(attempt)
 		attempt++
 		s.metrics.reconnects.WithLabelValues(reason).Inc()
+		err = s.hide.Error(err)
 		s.state.Set(false, fmt.Sprintf("%s: %v", reason, err))
 		s.log.Warn("Stream connection lost, reconnecting",
-			"reason", reason, "error", err, "attempt", attempt, "retry_in", delay.String(), "url", s.cfg.URL)
+			"reason", reason, "error", err, "attempt", attempt, "retry_in", delay.String(), "url", s.shown)
 		if !backoff.Wait(ctx, delay) {
 			s.state.Set(false, "stopped")
 			return nil
@@ -196,8 +202,8 @@ func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) 
 	conn.SetReadLimit(-1)
 	start := time.Now()
 	s.metrics.connected.Set(1)
-	s.state.Set(true, "connected to "+s.cfg.URL)
-	s.log.Info("Connected to match stream", "url", s.cfg.URL)
+	s.state.Set(true, "connected to "+s.shown)
+	s.log.Info("Connected to match stream", "url", s.shown)
 
 	connCtx, cancelConn := context.WithCancel(context.Background())
 	defer cancelConn()

@@ -13,6 +13,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/dota-data/ingestion-service/internal/logtest"
 )
 
 // recorder is a Handler that keeps what it is given.
@@ -313,5 +315,54 @@ func TestCheckURL(t *testing.T) {
 		if err := CheckURL(tt.url); (err == nil) != tt.ok {
 			t.Errorf("CheckURL(%q) = %v, want ok=%v", tt.url, err, tt.ok)
 		}
+	}
+}
+
+// TestURLSecretsNeverShow: a stream URL with user info and a token in its
+// query is dialled as given, but neither shows in a log line, the status
+// detail or an error: not while connected, not when the connection is
+// lost, not when the host refuses.
+func TestURLSecretsNeverShow(t *testing.T) {
+	gotQuery := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotQuery <- r.URL.RawQuery
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		_ = c.Write(r.Context(), websocket.MessageText, []byte(`{"match_id":1}`))
+		time.Sleep(50 * time.Millisecond)
+	}))
+	host := strings.TrimPrefix(srv.URL, "http://")
+	raw := "ws://user:pw-S3CRET@" + host + "/matches?token=T0KEN-S3CRET"
+	logs := &logtest.Buffer{}
+	src, err := New(Config{URL: raw, BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
+		slog.New(slog.NewJSONHandler(logs, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	rec := newRecorder()
+	go func() { done <- src.Run(ctx, rec) }()
+	rec.wait(t, 1)
+	if q := <-gotQuery; q != "token=T0KEN-S3CRET" {
+		t.Errorf("the server got query %q, want the token as configured", q)
+	}
+	statuses := []string{src.Status().Detail}
+	srv.Close() // from now on the host refuses
+	waitFor(t, "refused dials", func() bool {
+		statuses = append(statuses, src.Status().Detail)
+		return strings.Count(logs.String(), "Stream connection lost") >= 3
+	})
+	cancel()
+	<-done
+	text := logs.String() + strings.Join(statuses, "\n")
+	if strings.Contains(text, "S3CRET") || strings.Contains(text, "user:") {
+		t.Fatalf("a secret of the URL shows:\n%s", text)
+	}
+	if !strings.Contains(text, "ws://REDACTED@"+host+"/matches?REDACTED") {
+		t.Errorf("the redacted URL is not shown:\n%s", text)
 	}
 }
