@@ -18,6 +18,7 @@ import (
 	"github.com/dota-data/ingestion-service/internal/health"
 	"github.com/dota-data/ingestion-service/internal/match"
 	"github.com/dota-data/ingestion-service/internal/redact"
+	"github.com/dota-data/ingestion-service/internal/redirect"
 )
 
 // Handler receives what the source reads.
@@ -53,10 +54,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, erro
 	if err != nil {
 		return nil, fmt.Errorf("log source: %w", err)
 	}
-	client := cfg.HTTPClient
-	if client == nil {
-		client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	}
+	client := redirect.Client(cfg.HTTPClient)
 	s := &Source{
 		cfg:     cfg,
 		client:  client,
@@ -152,8 +150,15 @@ func (s *Source) session(ctx, hctx context.Context, h Handler) (time.Duration, s
 
 	start := time.Now()
 	s.metrics.connected.Set(1)
-	s.state.Set(true, "reading "+s.shown)
-	s.log.Info("Connected to log stream", "url", s.shown, "last_event_id", shownID(s.stream.lastID))
+	// Readiness names where the stream really is: a redirect on the same
+	// host may have moved it (others are refused, see internal/redirect).
+	where := redact.URL(redirect.Final(resp, s.cfg.URL))
+	s.state.Set(true, "reading "+where)
+	if where != s.shown {
+		s.log.Info("Connected to log stream", "url", where, "configured_url", s.shown, "last_event_id", shownID(s.stream.lastID))
+	} else {
+		s.log.Info("Connected to log stream", "url", where, "last_event_id", shownID(s.stream.lastID))
+	}
 	body := &idleReader{r: resp.Body, d: s.cfg.IdleTimeout}
 	body.timer = time.AfterFunc(body.d, func() { body.fired.Store(true); cancel() })
 	s.stream.reset(body)

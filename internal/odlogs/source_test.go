@@ -850,3 +850,63 @@ func TestURLSecretsNeverShow(t *testing.T) {
 		t.Errorf("New's error %v shows a secret", err)
 	}
 }
+
+// TestRedirects: an https:// log stream that redirects to plain http://,
+// or to another host, is refused (the target never sees a request); a
+// redirect on the same host is followed, and readiness names where the
+// stream really is.
+func TestRedirects(t *testing.T) {
+	var hits sync.Map
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Store(r.URL.Path, true)
+		data(sse(w), insert("1"))
+		<-r.Context().Done()
+	}))
+	t.Cleanup(plain.Close)
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+"/downgraded", http.StatusFound)
+	}))
+	t.Cleanup(tlsSrv.Close)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+"/elsewhere", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(other.Close)
+	for _, tt := range []struct {
+		name, url, refused, hit string
+		client                  *http.Client
+	}{
+		{"TLS to plaintext", tlsSrv.URL + "/logs", "redirect from TLS to plaintext refused", "/downgraded", tlsSrv.Client()},
+		{"another host", other.URL + "/logs", "redirect to another host refused", "/elsewhere", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := start(t, fast(Config{URL: tt.url, HTTPClient: tt.client}), newRecorder())
+			deadline := time.Now().Add(15 * time.Second)
+			for !strings.Contains(r.src.Status().Detail, tt.refused) {
+				if time.Now().After(deadline) {
+					t.Fatalf("status %q, want the refusal", r.src.Status().Detail)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			if _, ok := hits.Load(tt.hit); ok {
+				t.Errorf("the redirect target %s was requested", tt.hit)
+			}
+		})
+	}
+	t.Run("same host", func(t *testing.T) {
+		moved := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/logs" {
+				http.Redirect(w, r, "/logs/api", http.StatusFound)
+				return
+			}
+			data(sse(w), insert("2"))
+			<-r.Context().Done()
+		}))
+		t.Cleanup(moved.Close)
+		rec := newRecorder()
+		r := start(t, fast(Config{URL: moved.URL + "/logs"}), rec)
+		rec.wait(t, 1)
+		if got := r.src.Status().Detail; got != "reading "+moved.URL+"/logs/api" {
+			t.Errorf("status %q, want it to name where the stream is", got)
+		}
+	})
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/dota-data/ingestion-service/internal/backoff"
 	"github.com/dota-data/ingestion-service/internal/health"
 	"github.com/dota-data/ingestion-service/internal/redact"
+	"github.com/dota-data/ingestion-service/internal/redirect"
 )
 
 // Handler receives what the Source reads.
@@ -71,6 +72,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, erro
 		}
 		cfg.HTTPClient = client
 	}
+	cfg.HTTPClient = redirect.Client(cfg.HTTPClient)
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("stream source: %w", err)
@@ -189,7 +191,7 @@ func classify(err error) string {
 // why it ended.
 func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) {
 	dialCtx, cancelDial := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
-	conn, _, err := websocket.Dial(dialCtx, s.cfg.URL, &websocket.DialOptions{
+	conn, resp, err := websocket.Dial(dialCtx, s.cfg.URL, &websocket.DialOptions{
 		HTTPClient: s.cfg.HTTPClient,
 		HTTPHeader: s.cfg.Header,
 	})
@@ -202,8 +204,15 @@ func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) 
 	conn.SetReadLimit(-1)
 	start := time.Now()
 	s.metrics.connected.Set(1)
-	s.state.Set(true, "connected to "+s.shown)
-	s.log.Info("Connected to match stream", "url", s.shown)
+	// Readiness names where the stream really is: a redirect on the same
+	// host may have moved it (others are refused, see internal/redirect).
+	where := redact.URL(redirect.Final(resp, s.cfg.URL))
+	s.state.Set(true, "connected to "+where)
+	if where != s.shown {
+		s.log.Info("Connected to match stream", "url", where, "configured_url", s.shown)
+	} else {
+		s.log.Info("Connected to match stream", "url", where)
+	}
 
 	connCtx, cancelConn := context.WithCancel(context.Background())
 	defer cancelConn()

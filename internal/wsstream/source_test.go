@@ -366,3 +366,72 @@ func TestURLSecretsNeverShow(t *testing.T) {
 		t.Errorf("the redacted URL is not shown:\n%s", text)
 	}
 }
+
+// TestRedirects: a wss:// stream that redirects to plain ws://, or to
+// another host, is refused (the other server never sees a request); a
+// redirect on the same host is followed, and readiness names where the
+// stream really is.
+func TestRedirects(t *testing.T) {
+	var plainHits sync.Map
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		plainHits.Store(r.URL.Path, true)
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		_ = c.Write(r.Context(), websocket.MessageText, []byte(`{"match_id":7}`))
+		<-r.Context().Done()
+	}))
+	t.Cleanup(plain.Close)
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+"/downgraded", http.StatusFound)
+	}))
+	t.Cleanup(tlsSrv.Close)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+"/elsewhere", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(other.Close)
+
+	for _, tt := range []struct {
+		name, url, refused string
+		client             *http.Client
+		hit                string // the plain server's path that must (or must not) be reached
+	}{
+		{"TLS to plaintext", "wss" + strings.TrimPrefix(tlsSrv.URL, "https") + "/matches", "redirect from TLS to plaintext refused", tlsSrv.Client(), "/downgraded"},
+		{"another host", "ws" + strings.TrimPrefix(other.URL, "http") + "/matches", "redirect to another host refused", nil, "/elsewhere"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := start(t, Config{URL: tt.url, HTTPClient: tt.client, BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}, newRecorder())
+			waitFor(t, "the refusal reported", func() bool { return strings.Contains(r.src.Status().Detail, tt.refused) })
+			if _, ok := plainHits.Load(tt.hit); ok {
+				t.Errorf("the redirect target %s was requested", tt.hit)
+			}
+		})
+	}
+
+	t.Run("same host", func(t *testing.T) {
+		moved := httptest.NewServer(nil)
+		t.Cleanup(moved.Close)
+		moved.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/old" {
+				http.Redirect(w, r, "/new?x=1", http.StatusMovedPermanently)
+				return
+			}
+			c, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			_ = c.Write(r.Context(), websocket.MessageText, []byte(`{"match_id":8}`))
+			_, _, _ = c.Read(context.Background()) // until the client closes
+		})
+		base := "ws" + strings.TrimPrefix(moved.URL, "http")
+		rec := newRecorder()
+		r := start(t, Config{URL: base + "/old"}, rec)
+		rec.wait(t, 1)
+		if got := r.src.Status().Detail; got != "connected to "+base+"/new?REDACTED" {
+			t.Errorf("status %q, want it to name where the stream is", got)
+		}
+	})
+}
