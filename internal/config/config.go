@@ -244,7 +244,7 @@ func Load(getenv func(string) string) (Config, error) {
 		if !explicit && errors.Is(err, fs.ErrNotExist) {
 			file = nil
 		} else {
-			return Config{}, fmt.Errorf("read ENV_FILE %s: %w", envFile, err)
+			return Config{}, envFileError(envFile, err)
 		}
 	}
 	r := &reader{get: func(k string) string {
@@ -735,4 +735,37 @@ func mask(secret string) string {
 		return ""
 	}
 	return "REDACTED"
+}
+
+// envFileError describes why the .env file could not be read. A parse
+// error is not quoted: the parser's message repeats the text it failed
+// on, which may be a secret (an unterminated quoted password). It names
+// the line instead.
+func envFileError(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("read ENV_FILE %s: %w", path, err)
+	}
+	where := ""
+	if raw, rerr := os.ReadFile(path); rerr == nil {
+		if n := badEnvLine(string(raw)); n > 0 {
+			where = fmt.Sprintf(" at line %d", n)
+		}
+	}
+	return fmt.Errorf("read ENV_FILE %s: cannot parse it%s (want NAME=value lines, with quotes closed; the text is not shown, as it may hold a secret)", path, where)
+}
+
+// badEnvLine returns the line (from 1) where the content stops parsing
+// for good: every prefix of the file that ends on or after it fails, the
+// one before it parses. 0 if none is found.
+func badEnvLine(content string) int {
+	lines := strings.SplitAfter(content, "\n")
+	bad := 0
+	for i := len(lines); i >= 1; i-- {
+		if _, err := godotenv.Unmarshal(strings.Join(lines[:i], "")); err == nil {
+			break
+		}
+		bad = i
+	}
+	return bad
 }

@@ -381,3 +381,13 @@ func TestURLErrorsHideSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvFileErrorHidesItsText: a .env file that does not parse is
+// reported with its line, never with the text it failed on.
+func TestEnvFileErrorHidesItsText(t *testing.T) {
+	path := writeFile(t, "KAFKA_PUBLISH_TOPIC=dota\nKAFKA_SASL_PASSWORD=\"s3cret-pw-unterminated\nAPI_PORT=8080\n")
+	_, err := Load(env(map[string]string{"ENV_FILE": path}))
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "ENV_FILE") {
+		t.Fatalf("error %v, want ENV_FILE and line 2 named and the text not shown", err)
+	}
+}
