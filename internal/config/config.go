@@ -393,6 +393,8 @@ func (r *reader) load() Config {
 		}
 		if u, err := url.Parse(c.Steam.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			r.fail("STEAM_API_URL", redact.URL(c.Steam.BaseURL), "want an http:// or https:// URL with a host")
+		} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			r.fail("STEAM_API_URL", redact.URL(c.Steam.BaseURL), "want the API's base URL alone, without user info, query or fragment (the keys go in STEAM_API_KEY)")
 		}
 	}
 
@@ -403,8 +405,12 @@ func (r *reader) load() Config {
 		if b == "" {
 			continue
 		}
-		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+		if strings.ContainsAny(b, "@/") {
+			r.fail("KAFKA_BOOTSTRAP_SERVERS", redactBrokers(brokersRaw), "want host:port pairs, without a scheme or user info (credentials go in KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD)")
+		} else if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
 			r.fail("KAFKA_BOOTSTRAP_SERVERS", brokersRaw, "want comma-separated host:port pairs")
+		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			r.fail("KAFKA_BOOTSTRAP_SERVERS", brokersRaw, "want comma-separated host:port pairs, the port 1 to 65535")
 		}
 		brokers = append(brokers, b)
 	}
@@ -768,4 +774,15 @@ func badEnvLine(content string) int {
 		bad = i
 	}
 	return bad
+}
+
+// redactBrokers hides the user info of every item of a broker list.
+func redactBrokers(raw string) string {
+	items := strings.Split(raw, ",")
+	for i, b := range items {
+		if at := strings.LastIndexByte(b, '@'); at >= 0 {
+			items[i] = redact.Mark + b[at:]
+		}
+	}
+	return strings.Join(items, ",")
 }

@@ -391,3 +391,25 @@ func TestEnvFileErrorHidesItsText(t *testing.T) {
 		t.Fatalf("error %v, want ENV_FILE and line 2 named and the text not shown", err)
 	}
 }
+
+// TestInvalidSettingsAreNamed: settings that used to pass the checks and
+// fail later, unnamed, are refused here with the variable's name, and
+// without the credentials they hold.
+func TestInvalidSettingsAreNamed(t *testing.T) {
+	for name, vars := range map[string]map[string]string{
+		"KAFKA_BOOTSTRAP_SERVERS": {"KAFKA_BOOTSTRAP_SERVERS": "user:pw-S3CRET@broker:9092"},
+		"STEAM_API_URL":           {"SOURCE": "steam-sequence", "STEAM_API_KEY": "k", "STEAM_API_URL": "https://api.steampowered.com/?key=S3CRET"},
+	} {
+		vars["ENV_FILE"] = writeFile(t, "")
+		_, err := Load(env(vars))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != name || strings.Contains(err.Error(), "S3CRET") {
+			t.Errorf("%s: error %v, want a *config.Error naming it without the secret", name, err)
+		}
+	}
+	for _, ok := range []string{"localhost:9092", "b1:9092,b2:9093", "[::1]:9092"} {
+		if _, err := Load(env(map[string]string{"ENV_FILE": writeFile(t, ""), "KAFKA_BOOTSTRAP_SERVERS": ok})); err != nil {
+			t.Errorf("KAFKA_BOOTSTRAP_SERVERS=%s: %v", ok, err)
+		}
+	}
+}
