@@ -150,7 +150,9 @@ func firstWord(s []byte) []byte {
 }
 
 // parseID reads a match ID: a decimal integer in 1..2^63-1, with an
-// optional minus sign so that negative IDs are told apart from words.
+// optional minus sign so that negative IDs are told apart from words. As
+// for a JSON integer literal in a frame, a leading zero is not allowed
+// (007 is no ID; 0 is one that is not positive).
 func parseID(b []byte) (match.Match, error) {
 	if len(b) == 0 {
 		return match.Match{}, errMissingID
@@ -159,7 +161,7 @@ func parseID(b []byte) (match.Match, error) {
 	if neg {
 		b = b[1:]
 	}
-	if len(b) == 0 {
+	if len(b) == 0 || (len(b) > 1 && b[0] == '0') {
 		return match.Match{}, errNotInteger
 	}
 	var n uint64

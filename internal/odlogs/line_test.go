@@ -30,7 +30,9 @@ func TestParseLine(t *testing.T) {
 		{"insert, extra fields", "[t] [scanner] [insert: api] [ended: x] [new: y] 7", Insert, 7, ""},
 		{"insert, words after the ID", "[t] [scanner] [insert: api] [ended: x] 7 later", Insert, 7, ""},
 		{"insert, max int64", "[t] [s] [insert: api] [ended: x] 9223372036854775807", Insert, 9223372036854775807, ""},
-		{"insert, leading zeros", "[t] [s] [insert: api] [ended: x] 007", Insert, 7, ""},
+		// The frame parser's rule: an integer literal has no leading zero.
+		{"insert, leading zeros", "[t] [s] [insert: api] [ended: x] 007", Insert, 0, match.NotInteger},
+		{"insert, zero", "[t] [s] [insert: api] [ended: x] 0", Insert, 0, match.NotPositive},
 		{"insert, blanks in the tag", "[t] [s] [insert:  api ] [ended: x] 7", Insert, 7, ""},
 		{"parsed, green", parsedLine, Parsed, 8012345601, ""},
 		{"parsed, no colour", "[t] [parser] [success: 1ms] [api: 0ms] [gcdata: 0ms] [parse: 0ms] [queued: now] [pri: 1] [att: 1] 99 ", Parsed, 99, ""},
