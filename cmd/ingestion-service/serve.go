@@ -108,6 +108,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 			Checks:      checks,
 			Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 			Profiling:   cfg.API.Profiling,
+			CORSOrigins: cfg.API.CORSOrigins,
 			Logger:      log.With("component", "http"),
 		}),
 		ReadHeaderTimeout: 5 * time.Second,

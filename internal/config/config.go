@@ -116,6 +116,9 @@ type API struct {
 	Port int
 	// Profiling serves Go's runtime profiles under /debug/pprof/.
 	Profiling bool
+	// CORSOrigins are the origins whose pages may read the API; empty
+	// allows any ("*"). Credentials are never allowed.
+	CORSOrigins []string
 }
 
 // MemoryLimit is the soft memory limit the service gives the Go runtime
@@ -220,6 +223,7 @@ var Vars = []Var{
 	{Name: "API_HOST", Default: "0.0.0.0", Help: "HTTP listen address"},
 	{Name: "API_PORT", Default: "8000", Help: "HTTP listen port"},
 	{Name: "API_PPROF", Default: "false", Help: "serve Go's runtime profiles under /debug/pprof/ on the API port"},
+	{Name: "CORS_ALLOW_ORIGINS", Help: "origins (comma-separated, such as https://dash.example) whose pages may read the API; empty allows any (*), never with credentials"},
 	{Name: "LOG_LEVEL", Default: "INFO", Help: "DEBUG, INFO, WARNING (or WARN), ERROR or CRITICAL, any case"},
 	{Name: "LOG_FORMAT", Default: "json", Help: "json or text"},
 	{Name: "LOG_SUMMARY_INTERVAL", Default: "30s", Help: "progress line at info this often; 0 disables"},
@@ -325,6 +329,17 @@ func (r *reader) load() Config {
 	c.API.Host = r.str("API_HOST", "0.0.0.0")
 	c.API.Port = r.integer("API_PORT", 8000, 0, 65535)
 	c.API.Profiling = r.boolean("API_PPROF")
+	for _, o := range strings.Split(r.get("CORS_ALLOW_ORIGINS"), ",") {
+		o = strings.TrimRight(strings.TrimSpace(o), "/")
+		if o == "" {
+			continue
+		}
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || o == "*" {
+			r.fail("CORS_ALLOW_ORIGINS", o, "want origins such as https://dash.example (scheme and host, no path), comma-separated; empty allows any")
+			continue
+		}
+		c.API.CORSOrigins = append(c.API.CORSOrigins, o)
+	}
 
 	c.Stream = wsstream.Config{
 		URL:            r.str("OPENDOTA_STREAM_URL", "wss://stream.opendota.com/matches"),
@@ -697,6 +712,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_format", c.Log.Format),
 		slog.String("api_addr", c.API.Addr()),
 		slog.Bool("api_pprof", c.API.Profiling),
+		slog.String("cors_allow_origins", strings.Join(c.API.CORSOrigins, ",")),
 		slog.String("source", c.Source),
 		slog.String("stream_url", redact.URL(c.Stream.URL)),
 		slog.String("opendota_logs_url", redact.URL(c.Logs.URL)),

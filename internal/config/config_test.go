@@ -413,3 +413,15 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		}
 	}
 }
+
+func TestCORSOrigins(t *testing.T) {
+	c, err := Load(env(map[string]string{"ENV_FILE": writeFile(t, ""), "CORS_ALLOW_ORIGINS": " https://dash.example/ , http://localhost:3000"}))
+	if err != nil || !slices.Equal(c.API.CORSOrigins, []string{"https://dash.example", "http://localhost:3000"}) {
+		t.Fatalf("CORSOrigins = %v, %v", c.API.CORSOrigins, err)
+	}
+	for _, bad := range []string{"*", "null", "dash.example", "https://dash.example/path"} {
+		if _, err := Load(env(map[string]string{"ENV_FILE": writeFile(t, ""), "CORS_ALLOW_ORIGINS": bad})); err == nil || !strings.Contains(err.Error(), "CORS_ALLOW_ORIGINS") {
+			t.Errorf("CORS_ALLOW_ORIGINS=%s: %v, want it refused", bad, err)
+		}
+	}
+}

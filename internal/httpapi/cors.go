@@ -10,37 +10,46 @@ import (
 const corsMaxAge = "600"
 
 // withCORS adds CORS headers to every response of next and answers CORS
-// preflight requests itself. It reproduces the service's original FastAPI
-// configuration (any origin, GET only, any request header, credentials
-// allowed):
+// preflight requests itself. No endpoint uses credentials (cookies or
+// HTTP authentication), so none is ever allowed:
 //
-//   - A request with an Origin header gets that origin echoed in
-//     Access-Control-Allow-Origin together with
-//     Access-Control-Allow-Credentials: true, because browsers refuse the
-//     "*" wildcard on credentialed requests. A request without Origin gets
-//     "*". Vary: Origin is always added since the answer depends on it.
+//   - With origins empty (the default), any origin may read the API:
+//     Access-Control-Allow-Origin is "*", without
+//     Access-Control-Allow-Credentials. (The original service echoed any
+//     Origin, null included, with credentials allowed: any page could then
+//     read the API with the visitor's credentials.)
+//   - With origins listed, a request whose Origin is one of them gets it
+//     echoed, with Vary: Origin; any other gets no CORS header, so browsers
+//     keep the answer from the page.
 //   - A preflight (OPTIONS with Origin and Access-Control-Request-Method)
-//     for GET is answered 200 with Access-Control-Allow-Methods: GET, the
-//     requested headers echoed in Access-Control-Allow-Headers, and
-//     Access-Control-Max-Age: 600, without reaching next. A preflight for
-//     any other method is answered with a JSON 400 error.
+//     from an allowed origin for GET is answered 200 with
+//     Access-Control-Allow-Methods: GET, the requested headers echoed in
+//     Access-Control-Allow-Headers, and Access-Control-Max-Age: 600,
+//     without reaching next. A preflight for any other method is answered
+//     with a JSON 400 error.
 //
 // Other OPTIONS requests reach next, where the mux answers 405.
-func withCORS(next http.Handler, logger *slog.Logger) http.Handler {
+func withCORS(next http.Handler, origins []string, logger *slog.Logger) http.Handler {
+	allowed := make(map[string]bool, len(origins))
+	for _, o := range origins {
+		allowed[o] = true
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Add("Vary", "Origin")
 		origin := r.Header.Get("Origin")
-		if origin == "" {
+		switch {
+		case len(allowed) == 0:
 			h.Set("Access-Control-Allow-Origin", "*")
+		case origin != "" && allowed[origin]:
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Allow-Origin", origin)
+		default:
+			h.Add("Vary", "Origin")
 			next.ServeHTTP(w, r)
 			return
 		}
-		h.Set("Access-Control-Allow-Origin", origin)
-		h.Set("Access-Control-Allow-Credentials", "true")
-
 		reqMethod := r.Header.Get("Access-Control-Request-Method")
-		if r.Method != http.MethodOptions || reqMethod == "" {
+		if origin == "" || r.Method != http.MethodOptions || reqMethod == "" {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -14,6 +14,6 @@
 // Every asset is embedded in the binary, so the documentation pages render
 // without internet access. Unknown paths get a JSON 404 and known paths
 // asked with another method a JSON 405 with an Allow header. Every response
-// carries permissive CORS headers for GET, mirroring the service's original
-// FastAPI configuration.
+// carries CORS headers for GET: any origin by default, or the listed ones
+// (Options.CORSOrigins), never with credentials.
 package httpapi

@@ -47,6 +47,9 @@ type Options struct {
 	// Logger receives handler errors, such as failures to write a
 	// response. Nil means errors are discarded.
 	Logger *slog.Logger
+	// CORSOrigins are the origins whose pages may read the API. Empty (the
+	// default) allows any origin ("*"); credentials are never allowed.
+	CORSOrigins []string
 }
 
 // NewHandler returns the service's HTTP handler serving the routes listed
@@ -85,7 +88,7 @@ func NewHandler(opts Options) http.Handler {
 	registerSwaggerUI(mux, logger)
 	registerReDoc(mux, logger)
 
-	return withCORS(withJSONMuxErrors(mux, logger), logger)
+	return withCORS(withJSONMuxErrors(mux, logger), opts.CORSOrigins, logger)
 }
 
 // validateChecks panics on checks that cannot be reported unambiguously.
