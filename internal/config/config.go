@@ -26,6 +26,7 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/dota-data/ingestion-service/internal/dedup"
+	"github.com/dota-data/ingestion-service/internal/httpapi"
 	"github.com/dota-data/ingestion-service/internal/kafkasink"
 	"github.com/dota-data/ingestion-service/internal/logging"
 	"github.com/dota-data/ingestion-service/internal/odlogs"
@@ -119,6 +120,9 @@ type API struct {
 	// CORSOrigins are the origins whose pages may read the API; empty
 	// allows any ("*"). Credentials are never allowed.
 	CORSOrigins []string
+	// MaxConns caps the HTTP connections held at once (see
+	// httpapi.Limits).
+	MaxConns int
 }
 
 // MemoryLimit is the soft memory limit the service gives the Go runtime
@@ -223,6 +227,7 @@ var Vars = []Var{
 	{Name: "API_HOST", Default: "0.0.0.0", Help: "HTTP listen address"},
 	{Name: "API_PORT", Default: "8000", Help: "HTTP listen port"},
 	{Name: "API_PPROF", Default: "false", Help: "serve Go's runtime profiles under /debug/pprof/ on the API port"},
+	{Name: "API_MAX_CONNECTIONS", Default: "512", Help: "HTTP connections held at once; past it the idle longest, then the slowest to send headers, are closed, so probes still get in"},
 	{Name: "CORS_ALLOW_ORIGINS", Help: "origins (comma-separated, such as https://dash.example) whose pages may read the API; empty allows any (*), never with credentials"},
 	{Name: "LOG_LEVEL", Default: "INFO", Help: "DEBUG, INFO, WARNING (or WARN), ERROR or CRITICAL, any case"},
 	{Name: "LOG_FORMAT", Default: "json", Help: "json or text"},
@@ -329,6 +334,7 @@ func (r *reader) load() Config {
 	c.API.Host = r.str("API_HOST", "0.0.0.0")
 	c.API.Port = r.integer("API_PORT", 8000, 0, 65535)
 	c.API.Profiling = r.boolean("API_PPROF")
+	c.API.MaxConns = r.integer("API_MAX_CONNECTIONS", httpapi.DefaultMaxConns, 8, 1_000_000)
 	for _, o := range strings.Split(r.get("CORS_ALLOW_ORIGINS"), ",") {
 		o = strings.TrimRight(strings.TrimSpace(o), "/")
 		if o == "" {
@@ -712,6 +718,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_format", c.Log.Format),
 		slog.String("api_addr", c.API.Addr()),
 		slog.Bool("api_pprof", c.API.Profiling),
+		slog.Int("api_max_connections", c.API.MaxConns),
 		slog.String("cors_allow_origins", strings.Join(c.API.CORSOrigins, ",")),
 		slog.String("source", c.Source),
 		slog.String("stream_url", redact.URL(c.Stream.URL)),

@@ -1,0 +1,156 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Limits bound what clients can make the HTTP server hold. Zero fields
+// take the default in their comment.
+type Limits struct {
+	// MaxConns caps the connections held at once; default 512. When a new
+	// connection would pass it, the one idle longest (a keep-alive
+	// connection between requests) is closed, else the one that has waited
+	// longest for its first request's headers, else the new one: so that
+	// idle or slow clients cannot keep a probe out, and memory stays
+	// bounded (a connection holds about 10 KB of buffers and stack).
+	MaxConns int
+	// ReadHeaderTimeout bounds reading a request's headers; default 5s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request; default 10s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response; default 60s, above the 30 s
+	// of a default CPU profile.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long; default
+	// 30s.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers; default 16 KiB.
+	MaxHeaderBytes int
+}
+
+// The defaults of Limits.
+const (
+	DefaultMaxConns          = 512
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 10 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 30 * time.Second
+	DefaultMaxHeaderBytes    = 16 << 10
+)
+
+func (l Limits) withDefaults() Limits {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = DefaultMaxConns
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	def(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&l.ReadTimeout, DefaultReadTimeout)
+	def(&l.WriteTimeout, DefaultWriteTimeout)
+	def(&l.IdleTimeout, DefaultIdleTimeout)
+	return l
+}
+
+// NewServer returns an *http.Server for h within limits. Connections it
+// closes to stay within MaxConns are counted on shed, if not nil, and
+// those it holds shown on held, if not nil.
+func NewServer(h http.Handler, limits Limits, errorLog *slog.Logger, shed prometheus.Counter, held prometheus.Gauge) *http.Server {
+	limits = limits.withDefaults()
+	t := &connTable{max: limits.MaxConns, conns: map[net.Conn]*connEntry{}, shed: shed, held: held}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: limits.ReadHeaderTimeout,
+		ReadTimeout:       limits.ReadTimeout,
+		WriteTimeout:      limits.WriteTimeout,
+		IdleTimeout:       limits.IdleTimeout,
+		MaxHeaderBytes:    limits.MaxHeaderBytes,
+		ConnState:         t.track,
+	}
+	if errorLog != nil {
+		srv.ErrorLog = slog.NewLogLogger(errorLog.Handler(), slog.LevelWarn)
+	}
+	return srv
+}
+
+// connTable keeps the server's connections within max.
+type connTable struct {
+	max  int
+	shed prometheus.Counter
+	held prometheus.Gauge
+
+	mu    sync.Mutex
+	conns map[net.Conn]*connEntry
+}
+
+type connEntry struct {
+	state http.ConnState
+	since time.Time
+}
+
+// track follows a connection's state; a new one over the cap makes it
+// close another.
+func (t *connTable) track(c net.Conn, state http.ConnState) {
+	t.mu.Lock()
+	var victim net.Conn
+	switch state {
+	case http.StateClosed, http.StateHijacked:
+		delete(t.conns, c)
+	case http.StateNew:
+		t.conns[c] = &connEntry{state: state, since: time.Now()}
+		if len(t.conns) > t.max {
+			victim = t.victimLocked(c)
+			delete(t.conns, victim)
+		}
+	default:
+		if e, ok := t.conns[c]; ok {
+			e.state, e.since = state, time.Now()
+		}
+	}
+	n := len(t.conns)
+	t.mu.Unlock()
+	if t.held != nil {
+		t.held.Set(float64(n))
+	}
+	if victim != nil {
+		_ = victim.Close() // the client sees the connection end
+		if t.shed != nil {
+			t.shed.Inc()
+		}
+	}
+}
+
+// victimLocked picks the connection to close for newcomer: the one idle
+// longest, else the one waiting longest for its first request, else the
+// newcomer itself (every other one is serving a request).
+func (t *connTable) victimLocked(newcomer net.Conn) net.Conn {
+	var idle, waiting net.Conn
+	var idleSince, waitingSince time.Time
+	for c, e := range t.conns {
+		switch {
+		case c == newcomer:
+		case e.state == http.StateIdle && (idle == nil || e.since.Before(idleSince)):
+			idle, idleSince = c, e.since
+		case e.state == http.StateNew && (waiting == nil || e.since.Before(waitingSince)):
+			waiting, waitingSince = c, e.since
+		}
+	}
+	switch {
+	case idle != nil:
+		return idle
+	case waiting != nil:
+		return waiting
+	}
+	return newcomer
+}
