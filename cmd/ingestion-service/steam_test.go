@@ -84,7 +84,7 @@ func tallySeq(want []match.Match, recs []*kgo.Record) seqTally {
 func TestSteamSequenceResumesAfterARestart(t *testing.T) {
 	cluster := kafkatest.Start(t)
 	topic := cluster.Topic(t, 3)
-	fake, url := steamfake.Start(t, steamfake.Options{Count: 1500, GapEvery: 400, Gap: 7})
+	fake, url := steamfake.Start(t, steamfake.Options{Count: 1500, GapEvery: 400, Gap: 7, Compact: true})
 	first := fake.Matches()[0].SeqNum
 	env := steamEnv(cluster, topic, url, first, filepath.Join(t.TempDir(), "spool"), "0")
 
@@ -149,7 +149,7 @@ func TestFaultSteamSequenceKill9(t *testing.T) {
 	const n = 30_000
 	cluster := kafkatest.Start(t)
 	topic := cluster.Topic(t, 3)
-	fake, url := steamfake.Start(t, steamfake.Options{Count: n})
+	fake, url := steamfake.Start(t, steamfake.Options{Count: n, Compact: true})
 	env := steamEnv(cluster, topic, url, fake.Matches()[0].SeqNum, filepath.Join(t.TempDir(), "spool"), "20ms")
 
 	first := startService(t, env)
@@ -196,7 +196,7 @@ func TestFleetSteamSequence(t *testing.T) {
 	const n = 20_000
 	cluster := kafkatest.Start(t)
 	topic := cluster.Topic(t, 3)
-	fake, url := steamfake.Start(t, steamfake.Options{Count: n})
+	fake, url := steamfake.Start(t, steamfake.Options{Count: n, Compact: true})
 	var replicas []*service
 	for i := range 2 {
 		env := steamEnv(cluster, topic, url, fake.Matches()[0].SeqNum, filepath.Join(t.TempDir(), "spool-"+strconv.Itoa(i)), "20ms")

@@ -115,8 +115,16 @@ func TestAbdicate(t *testing.T) {
 	first := oneLeader(t, ms, 30*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if n, err := first.e.Members(ctx); err != nil || n != 2 {
-		t.Fatalf("Members = %d, %v; want 2", n, err)
+	// The other replica may still be joining when the first leads.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		n, err := first.e.Members(ctx)
+		if err == nil && n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Members = %d, %v; want 2", n, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	first.e.Abdicate()
 	var other *member

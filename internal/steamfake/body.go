@@ -253,6 +253,20 @@ func num(b []byte, key string, v int64) []byte {
 // appendMatch appends the full object of match i as
 // GetMatchHistoryBySequenceNum serves it (not its Replace entry).
 func (s *Server) appendMatch(b []byte, i int64) []byte {
+	if s.opts.Compact {
+		m := s.match(i)
+		b = num(b, `{"players":[{"account_id":`, 100_000+i%50_000)
+		b = num(b, `,"player_slot":0,"hero_id":`, 1+i%120)
+		b = num(b, `},{"account_id":4294967295,"player_slot":128,"hero_id":`, 1+(i+7)%120)
+		b = append(b, `}],"radiant_win":`...)
+		b = strconv.AppendBool(b, i%2 == 0)
+		b = num(b, `,"duration":`, 1200+i*37%2400)
+		b = num(b, `,"start_time":`, m.StartTime)
+		b = num(b, `,"match_id":`, m.ID)
+		b = num(b, `,"match_seq_num":`, m.SeqNum)
+		b = num(b, `,"lobby_type":`, i%2*7)
+		return append(b, `,"game_mode":22}`...)
+	}
 	var g game
 	g.generate(i)
 	m := s.match(i)

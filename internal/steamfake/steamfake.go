@@ -97,6 +97,11 @@ type Options struct {
 	// LateBy is how far Head must pass a late match before it is listed;
 	// default DefaultLateBy when LateFraction is set.
 	LateBy int64
+	// Compact serves each sequence entry as a small object (match_id,
+	// match_seq_num, start_time and two players, about 300 bytes) instead
+	// of a match of real size (about 14 KB), for tests of volume, where
+	// the size of real matches costs only time. Off by default.
+	Compact bool
 }
 
 // Fault is an answer the Server gives instead of the real one.

@@ -1064,3 +1064,24 @@ func BenchmarkBody(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(buf)), "bytes")
 }
+
+// TestCompactBodies: Compact entries are small, valid JSON, with the
+// same match_id, match_seq_num and start_time as the real-size ones.
+func TestCompactBodies(t *testing.T) {
+	full, compact := New(Options{Count: 50}), New(Options{Count: 50, Compact: true})
+	for _, seq := range []int64{full.Matches()[0].SeqNum, full.Matches()[49].SeqNum} {
+		fb, _ := full.Body(seq)
+		cb, ok := compact.Body(seq)
+		var f, c struct {
+			MatchID   int64 `json:"match_id"`
+			SeqNum    int64 `json:"match_seq_num"`
+			StartTime int64 `json:"start_time"`
+		}
+		if !ok || json.Unmarshal([]byte(fb), &f) != nil || json.Unmarshal([]byte(cb), &c) != nil || f != c || c.MatchID == 0 {
+			t.Fatalf("seq %d: compact %+v (%s), full %+v", seq, c, cb, f)
+		}
+		if len(cb) > 500 || len(fb) < 10_000 {
+			t.Errorf("seq %d: compact body %d bytes, full %d", seq, len(cb), len(fb))
+		}
+	}
+}
