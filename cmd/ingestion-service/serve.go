@@ -235,6 +235,12 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelHTTP()
 	shutErr := srv.Shutdown(httpCtx)
+	if errors.Is(shutErr, context.DeadlineExceeded) {
+		// A client that keeps a connection busy must not fail the exit:
+		// everything was delivered by now. Close what is left.
+		log.Warn("HTTP connections still busy 5 s into the shutdown; closing them")
+		shutErr = srv.Close()
+	}
 	serveErr := <-httpErr
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
