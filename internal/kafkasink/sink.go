@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/plugin/kslog"
+	"golang.org/x/time/rate"
 
 	"github.com/dota-data/ingestion-service/internal/health"
 	"github.com/dota-data/ingestion-service/internal/match"
@@ -52,6 +53,8 @@ type Sink struct {
 	lastAckNS     atomic.Int64 // unix nanoseconds of the latest acknowledgement
 	lastErrNS     atomic.Int64 // unix nanoseconds of the latest failed record
 	lastErr       atomic.Pointer[string]
+	failLog       *rate.Limiter // "Failed to publish" lines
+	failQuiet     atomic.Int64  // failures not logged since the last line
 }
 
 // New returns a Sink for cfg. It does not contact the brokers: an
@@ -65,9 +68,10 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Sink, error)
 		return nil, fmt.Errorf("kafka sink: %w", err)
 	}
 	s := &Sink{
-		cfg:   cfg,
-		log:   log,
-		state: health.NewState("no metadata response from the brokers yet"),
+		cfg:     cfg,
+		log:     log,
+		state:   health.NewState("no metadata response from the brokers yet"),
+		failLog: rate.NewLimiter(failLogRate, failLogBurst),
 	}
 	s.clientLog = kslog.New(log.With("client", "franz-go"))
 	opts = append([]kgo.Opt{kgo.WithLogger(s.clientLog)}, opts...)
@@ -228,14 +232,50 @@ func (s *Sink) deliveryFailed(r *record, err error) {
 	s.failed.Add(1)
 	s.lastErrNS.Store(time.Now().UnixNano())
 	msg := err.Error()
+	if permanent(err) {
+		msg = "permanent, retrying will not help (fix the topic or the broker's settings, or the ACLs): " + msg
+	}
 	s.lastErr.Store(&msg)
 	s.metrics.failed.WithLabelValues(errorClass(err)).Inc()
 	if !errors.Is(err, ErrNotLeader) {
-		s.log.Error("Failed to publish match", "match_id", string(r.Key), "topic", r.Topic, "error", err)
+		if !s.failLog.Allow() {
+			s.failQuiet.Add(1)
+		} else {
+			attrs := []any{"match_id", string(r.Key), "topic", r.Topic, "error", err, "permanent", permanent(err)}
+			if n := s.failQuiet.Swap(0); n > 0 {
+				attrs = append(attrs, "suppressed_since_last", n)
+			}
+			s.log.Error("Failed to publish match", attrs...)
+		}
 	}
 	if r.done != nil {
 		r.done(r.token, err)
 	}
+}
+
+// The "Failed to publish" lines: at most failLogRate a second after a
+// burst of failLogBurst, each with the count of those left out since the
+// one before. A broker refusing every record would otherwise log each
+// one, and each retry of it.
+const (
+	failLogRate  = 1
+	failLogBurst = 5
+)
+
+// permanent reports whether err will recur however often the record is
+// retried: the record or the request is refused for what it is, or the
+// client is not allowed to write the topic.
+func permanent(err error) bool {
+	for _, e := range []*kerr.Error{
+		kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord, kerr.CorruptMessage,
+		kerr.TopicAuthorizationFailed, kerr.ClusterAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed,
+		kerr.InvalidTopicException, kerr.UnsupportedForMessageFormat, kerr.InvalidRequiredAcks,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // errorClass maps a delivery error to a low-cardinality metric label.
@@ -330,6 +370,13 @@ func (s *Sink) loadProducerID(ctx context.Context) {
 }
 
 func (s *Sink) probe(ctx context.Context) {
+	if n := s.failQuiet.Swap(0); n > 0 {
+		reason := ""
+		if p := s.lastErr.Load(); p != nil {
+			reason = *p
+		}
+		s.log.Error("Failed to publish more matches", "count", n, "last_error", reason)
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeTimeout)
 	defer cancel()
 	err := s.checkTopic(ctx)

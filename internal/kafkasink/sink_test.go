@@ -273,3 +273,50 @@ func TestProduceReportsEachTokenOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestPermanentFailuresAreNotFlooded: a broker that refuses every batch
+// as too large (message.max.bytes below a record's size) fails each
+// record; the log gets a few lines with counts of what it left out, not
+// one line a record, and readiness says the error is permanent.
+func TestPermanentFailuresAreNotFlooded(t *testing.T) {
+	cluster := kafkatest.StartFake(t, kfake.BrokerConfigs(map[string]string{"message.max.bytes": "40"}))
+	topic := cluster.Topic(t, 1)
+	s, _, logs := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, ProbeInterval: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Run(ctx) }()
+	const n = 2000
+	for i := range n {
+		if err := s.Publish(ctx, match.Match{ID: int64(1_000_000 + i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every record failed", 30*time.Second, func() bool { return s.Failed() == n })
+	lines := logs.Lines(t, "Failed to publish match")
+	var suppressed float64
+	for _, l := range lines {
+		if v, ok := l["suppressed_since_last"].(float64); ok {
+			suppressed += v
+		}
+		if l["permanent"] != true {
+			t.Fatalf("line %v does not say the error is permanent", l)
+		}
+	}
+	// What the lines left out is counted in a summary at the next probe.
+	var summarized float64
+	waitFor(t, "the summary of the rest", 10*time.Second, func() bool {
+		summarized = 0
+		for _, l := range logs.Lines(t, "Failed to publish more matches") {
+			summarized += l["count"].(float64)
+		}
+		return float64(len(lines))+suppressed+summarized == n
+	})
+	t.Logf("%d records failed: %d lines, %v suppressed in them, %v in summaries", n, len(lines), suppressed, summarized)
+	if len(lines) > 20 || len(lines) == 0 {
+		t.Errorf("%d lines for %d failures, want a few", len(lines), n)
+	}
+	waitFor(t, "readiness down with a permanent error", 10*time.Second, func() bool {
+		st := s.Status()
+		return !st.Up && strings.Contains(st.Detail, "permanent") && strings.Contains(st.Detail, "MESSAGE_TOO_LARGE")
+	})
+}
