@@ -81,6 +81,9 @@ const (
 	// TooLarge: the frame exceeds the source's size limit; sources report it
 	// without calling Parse.
 	TooLarge Reason = "too_large"
+	// InvalidUTF8: the frame is JSON but not valid UTF-8, which RFC 8259
+	// and, for a text frame, RFC 6455 require.
+	InvalidUTF8 Reason = "invalid_utf8"
 	// ImplausibleSeq: a Steam match whose match_seq_num lies implausibly far
 	// beyond the sequence known so far (a bogus value such as 2^63-1, which
 	// would skip every match in between); the Steam scanner reports it
@@ -89,7 +92,7 @@ const (
 )
 
 // Reasons lists every Reason, for pre-registering metric label values.
-var Reasons = []Reason{InvalidJSON, NotObject, MissingID, NullID, WrongType, NotInteger, NotPositive, OutOfRange, TooLarge, ImplausibleSeq}
+var Reasons = []Reason{InvalidJSON, NotObject, MissingID, NullID, WrongType, NotInteger, NotPositive, OutOfRange, TooLarge, InvalidUTF8, ImplausibleSeq}
 
 // RejectError is the error returned for a frame that is not a valid match.
 type RejectError struct {

@@ -3,12 +3,14 @@ package match
 import (
 	"encoding/json"
 	"math"
+	"unicode/utf8"
 )
 
 // Parse turns one frame of the stream into a Match. The frame must be a JSON
 // object with a "match_id" member holding an integer literal in 1..2^63-1;
 // other members are ignored. If "match_id" occurs more than once the last
-// one counts, as with encoding/json. Any other frame yields a *RejectError.
+// one counts, as with encoding/json. The frame must be valid UTF-8 (RFC
+// 8259). Any other frame yields a *RejectError.
 //
 // Parse never panics, does not retain frame and allocates nothing for a
 // frame whose keys contain no escape sequences.
@@ -18,6 +20,9 @@ func Parse(frame []byte) (Match, error) {
 	}
 	if !json.Valid(frame) {
 		return Match{}, reject(InvalidJSON)
+	}
+	if !utf8.Valid(frame) {
+		return Match{}, reject(InvalidUTF8)
 	}
 	// From here on the frame is known to be valid JSON, so the scanner below
 	// only has to find its way, not check the grammar.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParse(t *testing.T) {
@@ -30,6 +31,8 @@ func TestParse(t *testing.T) {
 		{name: "truncated", frame: `{"match_id":123`, reason: InvalidJSON},
 		{name: "trailing garbage", frame: `{"match_id":123} x`, reason: InvalidJSON},
 		{name: "leading zero", frame: `{"match_id":0123}`, reason: InvalidJSON},
+		{name: "invalid UTF-8 in a string", frame: "{\"match_id\":5,\"x\":\"\xff\"}", reason: InvalidUTF8},
+		{name: "invalid UTF-8 in a key", frame: "{\"match_id\":5,\"\xc3\x28\":1}", reason: InvalidUTF8},
 		{name: "plus sign", frame: `{"match_id":+5}`, reason: InvalidJSON},
 		{name: "array", frame: `[{"match_id":1}]`, reason: NotObject},
 		{name: "bare number", frame: `123`, reason: NotObject},
@@ -141,6 +144,9 @@ func TestParseDoesNotAllocate(t *testing.T) {
 func reference(frame []byte) (int64, Reason) {
 	if !json.Valid(frame) {
 		return 0, InvalidJSON
+	}
+	if !utf8.Valid(frame) {
+		return 0, InvalidUTF8
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(frame, &obj); err != nil || obj == nil {
