@@ -1,12 +1,15 @@
 package steamseq
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -299,5 +302,45 @@ func TestDecodeHead(t *testing.T) {
 				t.Fatalf("decodeHead = %d, %v; want %d, error %v", got, err, tt.want, tt.err)
 			}
 		})
+	}
+}
+
+// TestHugeAnswerIsRefusedWithinBounds: a 50 MB answer, declared or not,
+// is refused as a bad answer after reading at most maxBodyBytes, so that
+// it costs little memory.
+func TestHugeAnswerIsRefusedWithinBounds(t *testing.T) {
+	const huge = 50 << 20
+	chunk := bytes.Repeat([]byte("x"), 1<<20)
+	for _, declared := range []bool{true, false} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if declared {
+				w.Header().Set("Content-Length", strconv.Itoa(huge))
+			}
+			for range huge / len(chunk) {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		}))
+		cfg := testConfig(srv.URL)
+		s, err := New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err = s.fetchPage(context.Background(), s.pool.keys[0], 1, 100)
+		runtime.ReadMemStats(&after)
+		srv.Close()
+		if outcomeOf(err) != outcomeBadResponse || !strings.Contains(err.Error(), "larger than") {
+			t.Fatalf("declared %v: %v, want a bad answer, larger than the bound", declared, err)
+		}
+		// A buffer that doubles up to the bound allocates about 4 times it
+		// in all (twice at its peak); the whole answer would be 50 MiB
+		// and more.
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 5*maxBodyBytes {
+			t.Errorf("declared %v: %d MiB allocated to refuse it, want under %d MiB", declared, alloc>>20, 5*maxBodyBytes>>20)
+		}
 	}
 }
