@@ -29,6 +29,11 @@ type Config struct {
 	// HealthyAfter is how long a connection must last for the next
 	// reconnect to start again from BackoffMin; default 60s.
 	HealthyAfter time.Duration
+	// CloseTimeout bounds the close handshake at shutdown: a peer that
+	// does not answer the close frame within it has the connection closed
+	// under it; default 1s, so that the shutdown keeps within its timeout
+	// (the library alone waits 5 s).
+	CloseTimeout time.Duration
 	// TLSCAFile is a PEM file of CAs trusted for wss:// in addition to the
 	// system's roots. It is ignored when HTTPClient is set.
 	TLSCAFile string
@@ -48,6 +53,7 @@ const (
 	DefaultBackoffMin     = 500 * time.Millisecond
 	DefaultBackoffMax     = 30 * time.Second
 	DefaultHealthyAfter   = 60 * time.Second
+	DefaultCloseTimeout   = time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -62,6 +68,7 @@ func (c Config) withDefaults() Config {
 	def(&c.BackoffMin, DefaultBackoffMin)
 	def(&c.BackoffMax, DefaultBackoffMax)
 	def(&c.HealthyAfter, DefaultHealthyAfter)
+	def(&c.CloseTimeout, DefaultCloseTimeout)
 	if c.MaxFrameBytes == 0 {
 		c.MaxFrameBytes = DefaultMaxFrameBytes
 	}

@@ -216,6 +216,10 @@ func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) 
 
 	connCtx, cancelConn := context.WithCancel(context.Background())
 	defer cancelConn()
+	// The read goes on through shutdown (the handshake ends it) unless the
+	// peer does not answer the close within CloseTimeout.
+	readCtx, cancelRead := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRead()
 	var pingDead atomic.Bool
 	pingerDone := make(chan struct{})
 	go func() {
@@ -231,13 +235,24 @@ func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) 
 		select {
 		case <-ctx.Done():
 			// Stop reading: the close handshake makes the read loop end
-			// once the server answers (or after the library's timeout).
-			_ = conn.Close(websocket.StatusGoingAway, "service shutting down")
+			// once the server answers, or CloseTimeout has passed.
+			closed := make(chan struct{})
+			go func() {
+				defer close(closed)
+				_ = conn.Close(websocket.StatusGoingAway, "service shutting down")
+			}()
+			select {
+			case <-closed:
+			case <-time.After(s.cfg.CloseTimeout):
+				// Ending the read closes the connection under the
+				// handshake.
+				cancelRead()
+			}
 		case <-connCtx.Done():
 		}
 	}()
 
-	err = s.readLoop(conn, context.WithoutCancel(ctx), h)
+	err = s.readLoop(conn, readCtx, context.WithoutCancel(ctx), h)
 	cancelConn()
 	<-pingerDone
 	<-closerDone
@@ -252,9 +267,9 @@ func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) 
 // with a context that is never cancelled, which spares the library a timer
 // per frame: the connection is ended by closing it (the pinger, the closer
 // on shutdown), never by a context.
-func (s *Source) readLoop(conn *websocket.Conn, hctx context.Context, h Handler) error {
+func (s *Source) readLoop(conn *websocket.Conn, readCtx, hctx context.Context, h Handler) error {
 	for {
-		_, r, err := conn.Reader(context.Background())
+		_, r, err := conn.Reader(readCtx)
 		if err != nil {
 			return err
 		}

@@ -435,3 +435,23 @@ func TestRedirects(t *testing.T) {
 		}
 	})
 }
+
+// TestShutdownDoesNotWaitForADeafPeer: a peer that never answers the close
+// frame (it stops reading) holds the shutdown for CloseTimeout, not for
+// the library's 5 s.
+func TestShutdownDoesNotWaitForADeafPeer(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	url, _ := server(t, func(ctx context.Context, _ int, c *websocket.Conn) {
+		_ = c.Write(ctx, websocket.MessageText, []byte(`x`))
+		<-release // never reads, so never answers the close
+	})
+	rec := newRecorder()
+	r := start(t, Config{URL: url, CloseTimeout: 300 * time.Millisecond}, rec)
+	rec.wait(t, 1)
+	began := time.Now()
+	r.stop(t)
+	if took := time.Since(began); took > 2*time.Second {
+		t.Fatalf("Run took %v to return with a deaf peer, want about the 300 ms CloseTimeout", took)
+	}
+}
