@@ -53,6 +53,7 @@ type Sink struct {
 	lastAckNS     atomic.Int64 // unix nanoseconds of the latest acknowledgement
 	lastErrNS     atomic.Int64 // unix nanoseconds of the latest failed record
 	lastErr       atomic.Pointer[string]
+	wasUp         atomic.Bool   // readiness has been up once: a later down is an outage
 	failLog       *rate.Limiter // "Failed to publish" lines
 	failQuiet     atomic.Int64  // failures not logged since the last line
 }
@@ -409,13 +410,17 @@ func (s *Sink) probe(ctx context.Context) {
 		return
 	}
 	s.missingLogged.Store(false)
+	if st := s.state.Status(); !st.Up && s.wasUp.Load() {
+		s.log.Info("Kafka ready again", "down_for", time.Since(st.Since).Round(time.Millisecond).String(), "was", st.Detail)
+	}
+	s.wasUp.Store(true)
 	s.state.Set(true, fmt.Sprintf("topic %q reachable", s.cfg.Topic))
 	s.metrics.up.Set(1)
 }
 
 func (s *Sink) setDown(detail string) {
 	if s.state.Status().Up {
-		s.log.Warn("Kafka not ready", "reason", detail)
+		s.log.Warn("Kafka not ready", "reason", detail) // once an outage; "Kafka ready again" ends it
 	}
 	s.state.Set(false, detail)
 	s.metrics.up.Set(0)

@@ -320,3 +320,33 @@ func TestPermanentFailuresAreNotFlooded(t *testing.T) {
 		return !st.Up && strings.Contains(st.Detail, "permanent") && strings.Contains(st.Detail, "MESSAGE_TOO_LARGE")
 	})
 }
+
+// TestOutageIsLoggedOnceEachWay: an outage (here the topic deleted, then
+// created again) is one warning when readiness goes down, with the
+// reason, and one line when it is back, with how long it lasted.
+func TestOutageIsLoggedOnceEachWay(t *testing.T) {
+	cluster := kafkatest.StartFake(t)
+	topic := cluster.Topic(t, 1)
+	s, _, logs := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, ProbeInterval: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Run(ctx) }()
+	waitFor(t, "ready", 10*time.Second, func() bool { return s.Status().Up })
+	adm := cluster.Admin(t)
+	if _, err := adm.DeleteTopics(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "down", 10*time.Second, func() bool { return !s.Status().Up })
+	time.Sleep(200 * time.Millisecond) // several probes while down
+	if _, err := adm.CreateTopics(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready again", 10*time.Second, func() bool { return s.Status().Up })
+	down, back := logs.Lines(t, "Kafka not ready"), logs.Lines(t, "Kafka ready again")
+	if len(down) != 1 || len(back) != 1 {
+		t.Fatalf("%d down lines and %d back lines, want one of each", len(down), len(back))
+	}
+	if d, err := time.ParseDuration(back[0]["down_for"].(string)); err != nil || d < 200*time.Millisecond {
+		t.Errorf("down_for = %v, want the outage's length", back[0]["down_for"])
+	}
+}
