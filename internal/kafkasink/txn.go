@@ -113,17 +113,24 @@ func (s *Sink) Deactivate(ctx context.Context) {
 		return
 	}
 	s.endLocked(ctx, false)
+	if s.txn.cl == nil {
+		return // the last commit found the sink fenced, which closed it
+	}
 	s.closeTxnLocked(ErrNotLeader)
 	s.log.Info("Stopped writing to Kafka")
 }
 
 // closeTxnLocked closes the transactional client, failing whatever it
-// still holds with cause. gate must be held for writing.
+// still holds with cause. gate must be held for writing. It is
+// idempotent: a commit that finds the sink fenced closes the client
+// (fenced), and Deactivate or Close may then come to close it again.
 func (s *Sink) closeTxnLocked(cause error) {
 	cl := s.txn.cl
 	s.txn.cl = nil
 	s.failPending(cause)
-	cl.Close() // fails the records it still buffers, through the promise
+	if cl != nil {
+		cl.Close() // fails the records it still buffers, through the promise
+	}
 }
 
 // failPending reports every record of the open transaction failed.

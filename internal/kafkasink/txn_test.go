@@ -215,3 +215,49 @@ func TestTransactionalSinkIsFenced(t *testing.T) {
 		t.Fatalf("RecentIDs from the future = %d IDs, %v", len(none), err)
 	}
 }
+
+// TestDeactivateAfterAFencedCommit: the leader loses its lead while its
+// last transaction is open, and another producer has fenced it: the
+// commit Deactivate makes finds it fenced, which closes the client; then
+// Deactivate, and Close at shutdown, must not close it again (they did,
+// on a nil client: a panic).
+func TestDeactivateAfterAFencedCommit(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 1)
+	id := "txn-" + topic
+	old, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: time.Hour})
+	runSink(t, old)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fenced := make(chan struct{})
+	if err := old.Activate(ctx, func() { close(fenced) }); err != nil {
+		t.Fatal(err)
+	}
+	o := newOutcomes()
+	produceRange(t, old, o, 1, 101) // left open: the commit interval is an hour
+	if err := old.txn.cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: 20 * time.Millisecond})
+	runSink(t, next)
+	if err := next.Activate(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	o2 := newOutcomes()
+	produceRange(t, next, o2, 201, 301)
+	o2.waitFor(t, 100)
+	old.Deactivate(ctx) // commits, is fenced, and must not close twice
+	select {
+	case <-fenced:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the old sink was not told it was fenced")
+	}
+	old.Deactivate(ctx)
+	if err := old.Close(ctx); err != nil {
+		t.Logf("Close: %v", err)
+	}
+	o.waitFor(t, 100)
+	if ok, failed, last := o.count(); ok != 0 || failed != 100 || !errors.Is(last, ErrFenced) {
+		t.Fatalf("%d delivered, %d failed (last %v); want all 100 failed as fenced", ok, failed, last)
+	}
+}
