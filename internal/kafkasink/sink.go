@@ -22,7 +22,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/plugin/kslog"
 	"golang.org/x/time/rate"
 
 	"github.com/dota-data/ingestion-service/internal/health"
@@ -74,7 +73,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Sink, error)
 		state:   health.NewState("no metadata response from the brokers yet"),
 		failLog: rate.NewLimiter(failLogRate, failLogBurst),
 	}
-	s.clientLog = kslog.New(log.With("client", "franz-go"))
+	s.clientLog = ClientLogger(log.With("client", "franz-go"))
 	opts = append([]kgo.Opt{kgo.WithLogger(s.clientLog)}, opts...)
 	s.client, err = kgo.NewClient(opts...)
 	if err != nil {

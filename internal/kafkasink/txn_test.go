@@ -2,8 +2,10 @@ package kafkasink
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -259,5 +261,36 @@ func TestDeactivateAfterAFencedCommit(t *testing.T) {
 	o.waitFor(t, 100)
 	if ok, failed, last := o.count(); ok != 0 || failed != 100 || !errors.Is(last, ErrFenced) {
 		t.Fatalf("%d delivered, %d failed (last %v); want all 100 failed as fenced", ok, failed, last)
+	}
+}
+
+// TestLeaderLogsNoClientChatter: a transactional leader committing every
+// 20 ms logs nothing at info level but the service's own events: the
+// client's lines (flushing, ending the transaction, ...) are debug.
+func TestLeaderLogsNoClientChatter(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 1)
+	s, _, logs := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: "txn-" + topic, CommitInterval: 20 * time.Millisecond})
+	runSink(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Activate(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	o := newOutcomes()
+	for i := range 20 { // 20 batches over about 50 commits
+		produceRange(t, s, o, int64(1+100*i), int64(101+100*i))
+		time.Sleep(50 * time.Millisecond)
+	}
+	o.waitFor(t, 2000)
+	var client int
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) == nil && l["client"] == "franz-go" && l["level"] == "INFO" {
+			client++
+		}
+	}
+	if client != 0 {
+		t.Errorf("%d info lines from the Kafka client over %d commits, want none", client, 50)
 	}
 }
