@@ -157,6 +157,8 @@ func (r *Relay) settle(ctx context.Context, now time.Time, final bool) {
 	}
 	if ctx.Err() == nil && len(r.retries) > 0 {
 		kept := r.retries[:0]
+		var retried int
+		var first int64
 		for _, rt := range r.retries {
 			s := &r.slots[rt.token%uint64(len(r.slots))]
 			if now.Before(rt.at) {
@@ -164,7 +166,9 @@ func (r *Relay) settle(ctx context.Context, now time.Time, final bool) {
 				continue
 			}
 			r.metrics.retries.Inc()
-			r.log.Warn("Retrying a failed delivery", "match_id", s.m.ID)
+			if retried++; retried == 1 {
+				first = s.m.ID
+			}
 			s.state.Store(slotPending)
 			if err := r.prod.Produce(ctx, s.m, rt.token, r.done); err != nil {
 				s.state.Store(slotFailed)
@@ -172,6 +176,11 @@ func (r *Relay) settle(ctx context.Context, now time.Time, final bool) {
 			}
 		}
 		r.retries = kept
+		if retried > 0 {
+			// One line a pass, not one a match: a broker refusing every
+			// record would otherwise log each of them at every retry.
+			r.log.Warn("Retrying failed deliveries", "matches", retried, "first_match_id", first)
+		}
 	}
 
 	advanced := false

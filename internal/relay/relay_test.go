@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/dota-data/ingestion-service/internal/logtest"
 	"github.com/dota-data/ingestion-service/internal/match"
 	"github.com/dota-data/ingestion-service/internal/spool"
 )
@@ -520,5 +521,37 @@ func TestDecode(t *testing.T) {
 		if m, err := Decode(p); err == nil {
 			t.Errorf("Decode(%v) = %+v, want an error", p, m)
 		}
+	}
+}
+
+// TestRetriesAreLoggedInBulk: 200 failed deliveries retried are a few
+// warnings with counts, not one a match.
+func TestRetriesAreLoggedInBulk(t *testing.T) {
+	p := newProducer()
+	for id := int64(1); id <= 200; id++ {
+		p.failOnce[id] = true
+	}
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logtest.Buffer{}
+	r, err := New(Config{Mode: Memory, RetryBackoff: 5 * time.Millisecond}, p, nil, slog.New(slog.NewJSONHandler(logs, nil)), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	put(t, r, 1, 200)
+	p.waitFor(t, 200)
+	lines := logs.Lines(t, "Retrying failed deliveries")
+	var total float64
+	for _, l := range lines {
+		total += l["matches"].(float64)
+	}
+	if total != 200 || len(lines) > 20 {
+		t.Fatalf("%d lines counting %v retries, want a few lines counting all 200", len(lines), total)
 	}
 }
