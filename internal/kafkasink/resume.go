@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -136,9 +137,21 @@ func (s *Sink) RecentIDs(ctx context.Context, since time.Time, maxPerPartition i
 // each.
 func (s *Sink) readBack(ctx context.Context, from func(p int32, start, end int64) int64, each func(*kgo.Record)) error {
 	adm := kadm.NewClient(s.client)
-	starts, err := adm.ListStartOffsets(ctx, s.cfg.Topic)
-	if err == nil {
-		err = starts.Error()
+	var starts kadm.ListedOffsets
+	var err error
+	// A topic just created may not be known to every broker yet.
+	for try := 0; ; try++ {
+		starts, err = adm.ListStartOffsets(ctx, s.cfg.Topic)
+		if err == nil {
+			err = starts.Error()
+		}
+		if err == nil || !errors.Is(err, kerr.UnknownTopicOrPartition) || try == 20 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("list start offsets of %s: %w", s.cfg.Topic, err)
