@@ -232,7 +232,8 @@ func (s *Sink) deliveryFailed(r *record, err error) {
 	s.failed.Add(1)
 	s.lastErrNS.Store(time.Now().UnixNano())
 	msg := err.Error()
-	if permanent(err) {
+	perm := permanent(err)
+	if perm {
 		msg = "permanent, retrying will not help (fix the topic or the broker's settings, or the ACLs): " + msg
 	}
 	s.lastErr.Store(&msg)
@@ -241,7 +242,7 @@ func (s *Sink) deliveryFailed(r *record, err error) {
 		if !s.failLog.Allow() {
 			s.failQuiet.Add(1)
 		} else {
-			attrs := []any{"match_id", string(r.Key), "topic", r.Topic, "error", err, "permanent", permanent(err)}
+			attrs := []any{"match_id", string(r.Key), "topic", r.Topic, "error", err, "permanent", perm}
 			if n := s.failQuiet.Swap(0); n > 0 {
 				attrs = append(attrs, "suppressed_since_last", n)
 			}

@@ -142,14 +142,9 @@ func TestTransactionalSinkIsFenced(t *testing.T) {
 	cluster := kafkatest.Start(t)
 	topic := cluster.Topic(t, 3)
 	id := "txn-" + topic
-	old, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: time.Hour})
-	runSink(t, old)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	fenced := make(chan struct{})
-	if err := old.Activate(ctx, func() { close(fenced) }); err != nil {
-		t.Fatal(err)
-	}
+	old, fenced := leadingSink(ctx, t, cluster, topic, id)
 	o := newOutcomes()
 	produceRange(t, old, o, 1, 501)
 	if err := old.Flush(ctx); err != nil { // commits 1..500
@@ -161,11 +156,7 @@ func TestTransactionalSinkIsFenced(t *testing.T) {
 	}
 
 	// The new leader.
-	next, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: 20 * time.Millisecond})
-	runSink(t, next)
-	if err := next.Activate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	next := takeOver(ctx, t, cluster, topic, id)
 	o2 := newOutcomes()
 	produceRange(t, next, o2, 2001, 2501)
 	o2.waitFor(t, 500)
@@ -227,24 +218,15 @@ func TestDeactivateAfterAFencedCommit(t *testing.T) {
 	cluster := kafkatest.Start(t)
 	topic := cluster.Topic(t, 1)
 	id := "txn-" + topic
-	old, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: time.Hour})
-	runSink(t, old)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	fenced := make(chan struct{})
-	if err := old.Activate(ctx, func() { close(fenced) }); err != nil {
-		t.Fatal(err)
-	}
+	old, fenced := leadingSink(ctx, t, cluster, topic, id)
 	o := newOutcomes()
 	produceRange(t, old, o, 1, 101) // left open: the commit interval is an hour
 	if err := old.txn.cl.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	next, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: 20 * time.Millisecond})
-	runSink(t, next)
-	if err := next.Activate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	next := takeOver(ctx, t, cluster, topic, id)
 	o2 := newOutcomes()
 	produceRange(t, next, o2, 201, 301)
 	o2.waitFor(t, 100)
@@ -293,4 +275,30 @@ func TestLeaderLogsNoClientChatter(t *testing.T) {
 	if client != 0 {
 		t.Errorf("%d info lines from the Kafka client over %d commits, want none", client, 50)
 	}
+}
+
+// leadingSink starts a transactional sink with id that commits only when
+// told (its interval is an hour) and activates it; the channel closes
+// when it learns it was fenced.
+func leadingSink(ctx context.Context, t *testing.T, cluster *kafkatest.Cluster, topic, id string) (*Sink, chan struct{}) {
+	t.Helper()
+	s, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: time.Hour})
+	runSink(t, s)
+	fenced := make(chan struct{})
+	if err := s.Activate(ctx, func() { close(fenced) }); err != nil {
+		t.Fatal(err)
+	}
+	return s, fenced
+}
+
+// takeOver starts and activates a second sink with id, committing every
+// 20 ms: it fences the one before.
+func takeOver(ctx context.Context, t *testing.T, cluster *kafkatest.Cluster, topic, id string) *Sink {
+	t.Helper()
+	next, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: 20 * time.Millisecond})
+	runSink(t, next)
+	if err := next.Activate(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	return next
 }

@@ -65,16 +65,20 @@ func (s *Scanner) call(ctx context.Context, c *cursor, until time.Time, endpoint
 		return ctx.Err()
 	}
 	err := do(k)
-	if err == nil {
+	var ce *callError
+	errors.As(err, &ce)
+	if (err == nil || ctx.Err() == nil) && (ce == nil || (ce.outcome != outcomeRateLimited && !ce.keyRefused)) {
+		// Steam did not refuse the key: its pace was fine, whatever else
+		// went wrong.
 		s.pool.succeeded(k)
+	}
+	if err == nil {
 		c.failures = 0
 		return nil
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	var ce *callError
-	errors.As(err, &ce)
 	msg := s.redact(err.Error())
 	switch {
 	case ce != nil && ce.outcome == outcomeRateLimited:
@@ -91,10 +95,8 @@ func (s *Scanner) call(ctx context.Context, c *cursor, until time.Time, endpoint
 			"then", "the next free key; this one is held back", "retry_in", hold.String(), "cursor", c.name, "position", c.next-1)
 		return errRetry
 	case ce != nil && ce.outcome == outcomeBadResponse && endpoint == endpointSequence:
-		s.pool.succeeded(k) // Steam answered: the key's pace was fine
 		return err
 	}
-	s.pool.succeeded(k)
 	var ra time.Duration
 	if ce != nil {
 		ra = ce.retryAfter
@@ -137,6 +139,7 @@ func (s *Scanner) headCall(ctx context.Context, c *cursor) (int64, error) {
 // matches count toward matches_requested): the cursor moves past c.next,
 // which holds no other match, and fetch reports no entries.
 func (s *Scanner) fetch(ctx context.Context, c *cursor, until time.Time) ([]entry, int, bool) {
+	c.hidden = false
 	n := c.size(s.cfg.MatchesRequested)
 	var entries []entry
 	err := s.call(ctx, c, until, endpointSequence, func(k *apiKey) (err error) {

@@ -42,7 +42,6 @@ func (s *Scanner) runRescan(ctx, hctx context.Context, h Handler) error {
 			}
 			continue
 		}
-		c.hidden = false
 		entries, _, ok := s.fetch(ctx, c, time.Time{})
 		s.reportImplausible(hctx, h)
 		if !ok {

@@ -346,7 +346,6 @@ func (s *Scanner) runPrimary(ctx, hctx context.Context, h Handler, next int64, f
 			}
 			continue
 		}
-		c.hidden = false
 		entries, n, ok := s.fetch(ctx, c, idleUntil)
 		s.reportImplausible(hctx, h)
 		if !ok {
