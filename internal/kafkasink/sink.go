@@ -451,9 +451,12 @@ func (s *Sink) missingTopic(ctx context.Context) error {
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("create topic: %w", err)
 	}
-	if err == nil {
-		s.log.Info("Created Kafka topic", "topic", s.cfg.Topic, "partitions", partitions, "replication_factor", rf)
-	}
+	// The topic was missing a moment ago. "Already exists" means the
+	// client's own retry of this request found the first one done (the
+	// answer to it was lost), or someone created it at the same moment:
+	// either way it exists now, as asked.
+	s.log.Info("Created Kafka topic", "topic", s.cfg.Topic, "partitions", partitions, "replication_factor", rf,
+		"already_existed", err != nil)
 	return s.checkTopic(ctx)
 }
 
