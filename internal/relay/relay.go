@@ -176,7 +176,6 @@ type slot struct {
 	at      int64
 	pos     spool.Pos
 	spooled bool
-	retryAt time.Time
 	state   atomic.Uint32
 }
 
