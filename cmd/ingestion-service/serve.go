@@ -101,20 +101,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	if err != nil {
 		return abort(fmt.Errorf("listen on API_HOST:API_PORT %s: %w", cfg.API.Addr(), err))
 	}
-	httpShed := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "ingestion_http_connections_shed_total",
-		Help: "HTTP connections closed to keep within API_MAX_CONNECTIONS: the idle longest first, then the slowest to send headers.",
-	})
-	httpHeld := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "ingestion_http_connections",
-		Help: "HTTP connections the API server holds.",
-	})
-	for _, c := range []prometheus.Collector{httpShed, httpHeld} {
-		if err := reg.Register(c); err != nil {
-			return abort(fmt.Errorf("register HTTP metrics: %w", err))
-		}
-	}
-	srv := httpapi.NewServer(httpapi.NewHandler(httpapi.Options{
+	srv, err := httpapi.NewServer(httpapi.NewHandler(httpapi.Options{
 		ServiceName: cfg.ServiceName,
 		Version:     version,
 		Checks:      checks,
@@ -122,7 +109,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		Profiling:   cfg.API.Profiling,
 		CORSOrigins: cfg.API.CORSOrigins,
 		Logger:      log.With("component", "http"),
-	}), httpapi.Limits{MaxConns: cfg.API.MaxConns}, log.With("component", "http"), httpShed, httpHeld)
+	}), httpapi.Limits{MaxConns: cfg.API.MaxConns}, log.With("component", "http"), reg)
+	if err != nil {
+		return abort(err)
+	}
 	log.Info("HTTP API listening", "addr", ln.Addr().String())
 
 	// runCtx ends on a signal or on a fatal error of the HTTP server.

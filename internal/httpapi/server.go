@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -63,12 +64,28 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// NewServer returns an *http.Server for h within limits. Connections it
-// closes to stay within MaxConns are counted on shed, if not nil, and
-// those it holds shown on held, if not nil.
-func NewServer(h http.Handler, limits Limits, errorLog *slog.Logger, shed prometheus.Counter, held prometheus.Gauge) *http.Server {
+// NewServer returns an *http.Server for h within limits. It registers on
+// reg ingestion_http_connections (the connections held) and
+// ingestion_http_connections_shed_total (those closed to stay within
+// MaxConns), and fails if it cannot. The server's own errors go to
+// errorLog at warn level, or are dropped if it is nil.
+func NewServer(h http.Handler, limits Limits, errorLog *slog.Logger, reg prometheus.Registerer) (*http.Server, error) {
 	limits = limits.withDefaults()
-	t := &connTable{max: limits.MaxConns, conns: map[net.Conn]*connEntry{}, shed: shed, held: held}
+	t := &connTable{max: limits.MaxConns, conns: map[net.Conn]*connEntry{},
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ingestion_http_connections_shed_total",
+			Help: "HTTP connections closed to keep within API_MAX_CONNECTIONS: the idle longest first, then the slowest to send headers.",
+		}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ingestion_http_connections",
+			Help: "HTTP connections the API server holds.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{t.shed, t.held} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register HTTP metrics: %w", err)
+		}
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: limits.ReadHeaderTimeout,
@@ -81,7 +98,7 @@ func NewServer(h http.Handler, limits Limits, errorLog *slog.Logger, shed promet
 	if errorLog != nil {
 		srv.ErrorLog = slog.NewLogLogger(errorLog.Handler(), slog.LevelWarn)
 	}
-	return srv
+	return srv, nil
 }
 
 // connTable keeps the server's connections within max.
@@ -120,14 +137,10 @@ func (t *connTable) track(c net.Conn, state http.ConnState) {
 	}
 	n := len(t.conns)
 	t.mu.Unlock()
-	if t.held != nil {
-		t.held.Set(float64(n))
-	}
+	t.held.Set(float64(n))
 	if victim != nil {
 		_ = victim.Close() // the client sees the connection end
-		if t.shed != nil {
-			t.shed.Inc()
-		}
+		t.shed.Inc()
 	}
 }
 

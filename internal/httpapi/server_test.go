@@ -10,22 +10,23 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // startLimited serves the handler with limits on loopback.
-func startLimited(t *testing.T, limits Limits) (string, prometheus.Counter, prometheus.Gauge) {
+func startLimited(t *testing.T, limits Limits) (string, *prometheus.Registry) {
 	t.Helper()
-	shed := prometheus.NewCounter(prometheus.CounterOpts{Name: "shed"})
-	held := prometheus.NewGauge(prometheus.GaugeOpts{Name: "held"})
-	srv := NewServer(NewHandler(Options{ServiceName: "t"}), limits, nil, shed, held)
+	reg := prometheus.NewRegistry()
+	srv, err := NewServer(NewHandler(Options{ServiceName: "t"}), limits, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String(), shed, held
+	return ln.Addr().String(), reg
 }
 
 // idleConn opens a keep-alive connection, makes one request on it and
@@ -80,7 +81,7 @@ func isTimeout(err error) bool {
 // client is still served; the server sheds the idle ones first, then the
 // slow ones, and never holds more than the cap.
 func TestConnectionCap(t *testing.T) {
-	addr, shed, held := startLimited(t, Limits{MaxConns: 10, ReadHeaderTimeout: time.Minute, IdleTimeout: time.Minute})
+	addr, reg := startLimited(t, Limits{MaxConns: 10, ReadHeaderTimeout: time.Minute, IdleTimeout: time.Minute})
 	var idle, slow []net.Conn
 	for range 5 {
 		idle = append(idle, idleConn(t, addr))
@@ -119,10 +120,10 @@ func TestConnectionCap(t *testing.T) {
 		t.Errorf("closed %d of the first slow connections, want the 3 oldest", s)
 	}
 	_ = more
-	if got := testutil.ToFloat64(shed); got != 8+3 {
+	if got := gathered(t, reg, "ingestion_http_connections_shed_total"); got != 8+3 {
 		t.Errorf("shed = %v, want 11", got)
 	}
-	if got := testutil.ToFloat64(held); got > 10 {
+	if got := gathered(t, reg, "ingestion_http_connections"); got > 10 {
 		t.Errorf("held = %v, want at most the cap", got)
 	}
 }
@@ -131,7 +132,7 @@ func TestConnectionCap(t *testing.T) {
 // IdleTimeout, one that never ends its headers after ReadHeaderTimeout,
 // and headers over MaxHeaderBytes are refused.
 func TestTimeouts(t *testing.T) {
-	addr, _, _ := startLimited(t, Limits{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 200 * time.Millisecond, MaxHeaderBytes: 1024})
+	addr, _ := startLimited(t, Limits{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 200 * time.Millisecond, MaxHeaderBytes: 1024})
 	idle, slow := idleConn(t, addr), slowConn(t, addr)
 	deadline := time.Now().Add(5 * time.Second)
 	for !(closedByServer(idle) && closedByServer(slow)) {
@@ -149,4 +150,25 @@ func TestTimeouts(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("big headers: %v, %v; want 431", resp, err)
 	}
+}
+
+// gathered returns the value of the metric name in reg.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
