@@ -22,8 +22,8 @@ import (
 // second runs. The pipeline keeps its rate, the service holds no more
 // connections than API_MAX_CONNECTIONS, and its peak RSS stays under
 // 64 MiB (the Kubernetes manifest's request; its limit is 128 MiB).
-// Before the connection cap and the timeouts, such clients took it to
-// 212 MB (idle) and 130 MB (slow). How often health answered is logged.
+// Before the connection cap and the timeouts, such clients were reported
+// to take it to 212 MB (idle) and 130 MB (slow). How often health answered is logged.
 func TestFaultHostileHTTPClients(t *testing.T) {
 	const rate, conns = 1000, 10_000
 	const attack = 40 * time.Second

@@ -141,14 +141,9 @@ func (p *keyPool) acquire(ctx context.Context, urgent bool) *apiKey {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
-		case <-afterTimer(wait):
+		case <-time.After(wait): // at once if wait is not positive
 		}
 	}
-}
-
-// afterTimer returns a channel that fires after d.
-func afterTimer(d time.Duration) <-chan time.Time {
-	return time.After(max(d, 0))
 }
 
 // succeeded notes that a call with k went through.

@@ -32,7 +32,7 @@ func (s *Scanner) runRescan(ctx, hctx context.Context, h Handler) error {
 			}
 			var timer <-chan time.Time
 			if !change.IsZero() {
-				timer = afterTimer(time.Until(change))
+				timer = time.After(time.Until(change))
 			}
 			select {
 			case <-ctx.Done():
