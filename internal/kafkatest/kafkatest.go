@@ -131,9 +131,54 @@ func (c *Cluster) ReadToEnd(t testing.TB, topic string, timeout time.Duration) [
 // ReadCommitted is ReadToEnd as a consumer reading committed data sees
 // the topic: up to each partition's last stable offset, without the
 // records of aborted or open transactions.
+//
+// A broker answers a commit once the coordinator has logged its decision
+// and writes the transaction's markers to the partitions after that, so
+// for a moment after a commit the last stable offset still stops short of
+// it. ReadCommitted first waits, for up to settleWait, until no partition
+// has a transaction in doubt (its last stable offset is its high
+// watermark); a transaction a test leaves open on purpose only costs the
+// wait.
 func (c *Cluster) ReadCommitted(t testing.TB, topic string, timeout time.Duration) []*kgo.Record {
 	t.Helper()
+	c.settle(t, topic, settleWait)
 	return c.readToEnd(t, topic, timeout, true)
+}
+
+// settleWait bounds how long ReadCommitted waits for markers to land.
+const settleWait = 10 * time.Second
+
+// settle waits until every partition of topic has its last stable offset
+// at its high watermark, or wait has passed.
+func (c *Cluster) settle(t testing.TB, topic string, wait time.Duration) {
+	t.Helper()
+	adm := c.Admin(t)
+	deadline := time.Now().Add(wait)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		stable, err := adm.ListCommittedOffsets(ctx, topic)
+		var ends kadm.ListedOffsets
+		if err == nil {
+			ends, err = adm.ListEndOffsets(ctx, topic)
+		}
+		cancel()
+		if err == nil && stable.Error() == nil && ends.Error() == nil {
+			settled := true
+			ends.Each(func(o kadm.ListedOffset) {
+				if s, ok := stable.Lookup(topic, o.Partition); !ok || s.Offset < o.Offset {
+					settled = false
+				}
+			})
+			if settled {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Logf("%s: a transaction is still in doubt after %s; reading what is stable", topic, wait)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (c *Cluster) readToEnd(t testing.TB, topic string, timeout time.Duration, committed bool) []*kgo.Record {
