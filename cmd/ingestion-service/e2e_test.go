@@ -378,6 +378,97 @@ func TestSIGTERMFlushesBufferedRecords(t *testing.T) {
 	}
 }
 
+var shutdownLine = regexp.MustCompile(`"event":"Shutdown complete".*`)
+
+// shutdownCount reads a count from the service's last log line.
+func shutdownCount(t *testing.T, out, key string) int {
+	t.Helper()
+	line := shutdownLine.FindString(out)
+	m := regexp.MustCompile(`"` + key + `":(\d+)`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no %q in the shutdown line %q", key, line)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// TestShutdownSummarySaysWhereEveryMatchWent: matches accepted while Kafka
+// is unreachable. At SIGTERM none is logged or counted as a failed publish;
+// the last line counts them spooled (and the next start, with Kafka back,
+// delivers them), or lost in memory mode, which exits non-zero.
+func TestShutdownSummarySaysWhereEveryMatchWent(t *testing.T) {
+	const n = 300
+	frames, _ := mixedFrames(7_000_000_000, n, 0)
+	t.Run("spooled", func(t *testing.T) {
+		spoolDir := t.TempDir()
+		f := newFeed(t, frames)
+		svc := startService(t, map[string]string{
+			"KAFKA_BOOTSTRAP_SERVERS": freeAddr(t), // nothing listens there
+			"OPENDOTA_STREAM_URL":     f.url,
+			"SPOOL_DIR":               spoolDir,
+			"SHUTDOWN_TIMEOUT":        "2s",
+		})
+		svc.waitFor(t, "all accepted", time.Minute, func() bool { return svc.metric(t, "ingestion_matches_accepted_total") == n })
+		if code, _ := svc.stop(t, 30*time.Second); code != 0 {
+			t.Fatalf("exit status %d, want 0: every match was kept", code)
+		}
+		out := svc.out.String()
+		for key, want := range map[string]int{"accepted": n, "published": 0, "spooled": n, "spooled_at_shutdown": n, "lost": 0, "failed_attempts": 0} {
+			if got := shutdownCount(t, out, key); got != want {
+				t.Errorf("shutdown line: %s = %d, want %d", key, got, want)
+			}
+		}
+		if strings.Contains(out, "Failed to publish") || strings.Contains(out, "Retrying failed deliveries") {
+			t.Errorf("a match kept in the spool was logged as failed or retried:\n%s", tail(out, 2000))
+		}
+
+		// The next start, with Kafka there, delivers all of them.
+		cluster := kafkatest.Start(t)
+		topic := cluster.Topic(t, 2)
+		next := startService(t, map[string]string{
+			"KAFKA_BOOTSTRAP_SERVERS": strings.Join(cluster.Brokers, ","),
+			"KAFKA_PUBLISH_TOPIC":     topic,
+			"OPENDOTA_STREAM_URL":     newFeed(t, nil).url,
+			"SPOOL_DIR":               spoolDir,
+		})
+		next.waitFor(t, "the spool replayed", time.Minute, func() bool { return next.metric(t, "ingestion_matches_published_total") == n })
+		if code, _ := next.stop(t, 30*time.Second); code != 0 {
+			t.Fatalf("exit status after the replay %d", code)
+		}
+		if got := shutdownCount(t, next.out.String(), "spooled"); got != 0 {
+			t.Errorf("after the replay the shutdown line says %d spooled, want 0", got)
+		}
+		if got := len(cluster.ReadAll(t, topic, n, 30*time.Second)); got != n {
+			t.Fatalf("the topic holds %d records after the replay, want %d", got, n)
+		}
+	})
+	t.Run("lost in memory mode", func(t *testing.T) {
+		f := newFeed(t, frames)
+		svc := startService(t, map[string]string{
+			"KAFKA_BOOTSTRAP_SERVERS": freeAddr(t),
+			"OPENDOTA_STREAM_URL":     f.url,
+			"SPOOL_MODE":              "memory",
+			"SHUTDOWN_TIMEOUT":        "2s",
+		})
+		svc.waitFor(t, "all accepted", time.Minute, func() bool { return svc.metric(t, "ingestion_matches_accepted_total") == n })
+		if code, _ := svc.stop(t, 30*time.Second); code == 0 {
+			t.Fatalf("exit status 0 with %d matches lost", n)
+		}
+		out := svc.out.String()
+		for key, want := range map[string]int{"accepted": n, "published": 0, "spooled": 0, "lost": n} {
+			if got := shutdownCount(t, out, key); got != want {
+				t.Errorf("shutdown line: %s = %d, want %d", key, got, want)
+			}
+		}
+		if strings.Contains(out, "Failed to publish") || strings.Contains(out, "Retrying failed deliveries") {
+			t.Errorf("shutdown logged matches as failed publishes rather than lost:\n%s", tail(out, 2000))
+		}
+		if !strings.Contains(out, `"event":"Matches lost at shutdown`) {
+			t.Errorf("no line says matches were lost")
+		}
+	})
+}
+
 func TestKafkaDownAtStartIsNotReadyButRuns(t *testing.T) {
 	f := newFeed(t, nil)
 	svc := startService(t, map[string]string{

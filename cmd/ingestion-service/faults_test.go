@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -187,20 +186,6 @@ func readSpool(t *testing.T, dir string) []int64 {
 		}
 		ids = append(ids, m.ID)
 	}
-}
-
-var shutdownLine = regexp.MustCompile(`"event":"Shutdown complete".*`)
-
-// shutdownCount reads a count from the service's last log line.
-func shutdownCount(t *testing.T, out, key string) int {
-	t.Helper()
-	line := shutdownLine.FindString(out)
-	m := regexp.MustCompile(`"` + key + `":(\d+)`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("no %q in the shutdown line %q", key, line)
-	}
-	n, _ := strconv.Atoi(m[1])
-	return n
 }
 
 func head(ids []int64) []int64 {

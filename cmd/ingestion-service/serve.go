@@ -50,7 +50,9 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	}
 	// From here on, rl.Close keeps (or reports) what Kafka did not take.
 	abort := func(err error) error {
-		return errors.Join(err, sink.Close(context.Background()), rl.Close())
+		sinkErr := sink.Close(context.Background())
+		_, relayErr := rl.Close()
+		return errors.Join(err, sinkErr, relayErr)
 	}
 	// Alone, the pipeline publishes to the relay. In a fleet it publishes
 	// to the standby window until this replica leads.
@@ -209,12 +211,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	// 3. Close the producer (what it still holds fails), then the relay,
 	// which keeps every unacknowledged match in the spool, or reports it
 	// lost in memory mode.
-	sinkErr := sink.Close(shutdownCtx)
-	relayErr := rl.Close()
-	if sinkErr != nil && relayErr == nil {
-		log.Warn("Unacknowledged matches were kept in the spool for the next start", "error", sinkErr)
-		sinkErr = nil
-	}
+	// The sink's error only counts what it did not deliver, and the relay
+	// accounts for each of those: kept in the spool, or lost.
+	_ = sink.Close(shutdownCtx)
+	kept, relayErr := rl.Close()
 	// 4. Leave the fleet (a standby takes over at once), stop the
 	// background work and the HTTP server.
 	stopElector()
@@ -238,11 +238,15 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		serveErr = fmt.Errorf("http server: %w", serveErr)
 	}
 
+	// Every accepted match is in one of three places: published (Kafka
+	// acknowledged it, or committed it in a fleet), spooled (kept for the
+	// next start, with what earlier runs left), or lost (memory mode).
 	c := pipe.Counts()
 	log.Info("Shutdown complete",
 		"received", c.Received, "accepted", c.Accepted, "rejected", c.Rejected, "duplicates", c.Duplicates, "dropped", c.Dropped,
-		"published", sink.Published(), "failed", sink.Failed())
-	err = errors.Join(serveErr, srcErr, sinkErr, relayErr, shutErr)
+		"published", sink.Published(), "spooled", kept.Spooled, "spooled_at_shutdown", kept.WrittenAtShutdown, "lost", kept.Lost,
+		"failed_attempts", sink.Failed())
+	err = errors.Join(serveErr, srcErr, relayErr, shutErr)
 	if err != nil {
 		log.Error("Shutdown with errors", "error", err)
 	}

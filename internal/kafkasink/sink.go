@@ -227,8 +227,18 @@ func (s *Sink) delivered(r *record) {
 	}
 }
 
-// deliveryFailed counts and logs r as failed and tells its owner.
+// deliveryFailed counts and logs r as failed and tells its owner. A record
+// withdrawn rather than refused (the sink is closing, or its owner's
+// context ended: both happen at shutdown) is handed back without being
+// logged or counted as a failure: its owner keeps it for the next start or
+// reports it lost.
 func (s *Sink) deliveryFailed(r *record, err error) {
+	if s.closed.Load() || withdrawn(err) {
+		if r.done != nil {
+			r.done(r.token, err)
+		}
+		return
+	}
 	s.failed.Add(1)
 	s.lastErrNS.Store(time.Now().UnixNano())
 	msg := err.Error()
@@ -252,6 +262,12 @@ func (s *Sink) deliveryFailed(r *record, err error) {
 	if r.done != nil {
 		r.done(r.token, err)
 	}
+}
+
+// withdrawn reports whether err is this process giving a record up, not
+// Kafka refusing it.
+func withdrawn(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed)
 }
 
 // The "Failed to publish" lines: at most failLogRate a second after a
@@ -508,19 +524,22 @@ func (s *Sink) Flush(ctx context.Context) error {
 }
 
 // Close stops accepting records, waits until every buffered record is
-// acknowledged or ctx ends, then closes the client. Records still buffered
-// when ctx ends are failed by the client, each logged and counted, and
+// acknowledged or ctx ends, then closes the client. Records not
+// acknowledged by then are handed back to their owners failed, without
+// being logged or counted as failures (they are not Kafka's refusals), and
 // Close returns an error saying how many there were.
 func (s *Sink) Close(ctx context.Context) error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	var err error
 	if s.transactional() {
-		s.Deactivate(ctx) // commits what it can; the rest is reported failed
+		s.Deactivate(ctx) // commits what it can; the rest is handed back
 	}
+	var err error
 	if ferr := s.client.Flush(ctx); ferr != nil {
-		err = fmt.Errorf("kafka sink: flush: %d records unacknowledged: %w", s.client.BufferedProduceRecords(), ferr)
+		// Counted before the client fails them: they are buffered until
+		// their outcome is known.
+		err = fmt.Errorf("kafka sink: %d records not acknowledged at close: %w", s.client.BufferedProduceRecords(), ferr)
 	}
 	s.client.Close()
 	s.state.Set(false, "closed")

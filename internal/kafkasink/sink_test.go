@@ -350,3 +350,40 @@ func TestOutageIsLoggedOnceEachWay(t *testing.T) {
 		t.Errorf("down_for = %v, want the outage's length", back[0]["down_for"])
 	}
 }
+
+// TestCloseHandsBackWithoutCallingItAFailure: records Kafka never
+// acknowledged are handed back at Close, and records whose producer's
+// context ends are withdrawn: neither is Kafka refusing them, so neither
+// is logged or counted as a failed publish; each owner still hears of it.
+func TestCloseHandsBackWithoutCallingItAFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there: nothing is ever acknowledged
+	s, _, logs := newSink(t, Config{Brokers: []string{addr}, Topic: "nowhere"})
+	o := newOutcomes()
+	ctx, cancel := context.WithCancel(context.Background())
+	for id := int64(1); id <= 5; id++ {
+		if err := s.Produce(ctx, match.Match{ID: id}, uint64(id), o.done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel() // the owner gives the first five up
+	o.waitFor(t, 5)
+	produceRange(t, s, o, 6, 11)
+	closeCtx, stop := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer stop()
+	err = s.Close(closeCtx)
+	if err == nil || !strings.Contains(err.Error(), "5 records not acknowledged at close") {
+		t.Fatalf("Close = %v, want 5 records not acknowledged", err)
+	}
+	o.waitFor(t, 10)
+	if ok, failed, _ := o.count(); ok != 0 || failed != 10 {
+		t.Fatalf("owners heard %d delivered, %d failed; want 0 and 10", ok, failed)
+	}
+	if s.Failed() != 0 || strings.Contains(logs.String(), "Failed to publish") {
+		t.Fatalf("Failed() = %d; withdrawn records must not count or log as failures:\n%s", s.Failed(), logs.String())
+	}
+}

@@ -60,7 +60,7 @@ func BenchmarkRelay(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StopTimer()
-			if err := r.Close(); err != nil {
+			if _, err := r.Close(); err != nil {
 				b.Fatal(err)
 			}
 		})

@@ -10,17 +10,36 @@ import (
 	"github.com/dota-data/ingestion-service/internal/match"
 )
 
+// CloseReport says what Close did with the matches Kafka had not
+// acknowledged.
+type CloseReport struct {
+	// Spooled counts the matches the spool keeps for the next start: those
+	// spooled while running that Kafka has not acknowledged, and those
+	// Close wrote.
+	Spooled int64
+	// WrittenAtShutdown counts the matches Close wrote to the spool from
+	// memory or from flight.
+	WrittenAtShutdown int
+	// Lost counts the matches Close could not keep: all of them in Memory
+	// mode, or those a spool refused.
+	Lost int
+}
+
 // Close ends the relay after Run has returned and the Producer has been
 // closed (so that every outcome is known). Whatever Kafka has not
 // acknowledged is kept: in Overflow and Disk modes, matches held in memory
 // or in flight are written to the spool for the next start (spooled ones
-// are there already) and the spool is closed; in Memory mode they are lost,
-// and Close says how many. It returns the spool's errors, or an error
-// counting lost matches.
-func (r *Relay) Close() error {
+// are there already) and the spool is closed; in Memory mode they are lost.
+// It reports what it kept and lost, and returns the spool's errors, or an
+// error counting lost matches.
+func (r *Relay) Close() (CloseReport, error) {
 	r.Abort()
-	r.settle(context.Background(), time.Now(), true)
-	var kept, lost int
+	// Settle what is known (commit the acknowledged), but retry nothing:
+	// the Producer is closed.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	r.settle(done, time.Now(), true)
+	var rep CloseReport
 	var errs []error
 	now := time.Now()
 	r.mu.Lock()
@@ -31,33 +50,30 @@ func (r *Relay) Close() error {
 			continue
 		}
 		if r.keep(s.m, s.at, now, &errs) {
-			kept++
+			rep.WrittenAtShutdown++
 		} else {
-			lost++
+			rep.Lost++
 		}
 	}
 	for r.ring.n > 0 {
 		m, at := r.ring.pop()
 		if r.keep(m, at, now, &errs) {
-			kept++
+			rep.WrittenAtShutdown++
 		} else {
-			lost++
+			rep.Lost++
 		}
 	}
 	if r.spool != nil {
-		st := r.spool.Stats()
+		rep.Spooled = r.spool.Stats().Uncommitted
 		if err := r.spool.Close(); err != nil {
 			errs = append(errs, err)
 		}
-		if st.Uncommitted > 0 {
-			r.log.Info("Matches kept in the spool for the next start", "records", st.Uncommitted, "written_at_shutdown", kept, "bytes", st.Bytes)
-		}
 	}
-	if lost > 0 {
-		r.log.Error("Matches lost at shutdown: Kafka did not acknowledge them and there is no spool", "lost", lost, "mode", string(r.cfg.Mode))
-		errs = append(errs, errLost(lost))
+	if rep.Lost > 0 {
+		r.log.Error("Matches lost at shutdown: Kafka did not acknowledge them and there is no spool to keep them", "lost", rep.Lost, "mode", string(r.cfg.Mode))
+		errs = append(errs, errLost(rep.Lost))
 	}
-	return errors.Join(errs...)
+	return rep, errors.Join(errs...)
 }
 
 type errLost int

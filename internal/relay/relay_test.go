@@ -361,12 +361,17 @@ func TestCloseKeepsUnacknowledgedMatchesForTheNextStart(t *testing.T) {
 	p.setHold(true)
 	sp := openSpool(t, dir, 0)
 	run := start(t, Config{Mode: Overflow, MaxRecords: 20, MaxInFlight: 10}, p, sp)
-	put(t, run.r, 1, 100) // 10 in flight, 20 in memory, 70 spooled
+	put(t, run.r, 1, 100) // 10 in flight, the rest in memory or spooled
 	waitStats(t, run.r, "ten in flight", func(s Stats) bool { return s.InFlight == 10 })
 	run.stop(t)
 	p.close() // the Kafka client fails what it held
-	if err := run.r.Close(); err != nil {
+	before := run.r.Stats()
+	rep, err := run.r.Close()
+	if err != nil {
 		t.Fatalf("Close: %v", err)
+	}
+	if want := (CloseReport{Spooled: 100, WrittenAtShutdown: 100 - int(before.SpoolRecords)}); rep != want || before.SpoolRecords >= 90 {
+		t.Fatalf("Close reported %+v with %d spooled before, want %+v: all 100 spooled, none lost", rep, before.SpoolRecords, want)
 	}
 
 	// The next start replays all 100.
@@ -392,9 +397,12 @@ func TestMemoryModeReportsLossAtClose(t *testing.T) {
 	waitStats(t, run.r, "four in flight", func(s Stats) bool { return s.InFlight == 4 })
 	run.stop(t)
 	p.close()
-	err := run.r.Close()
+	rep, err := run.r.Close()
 	if err == nil || err.Error() != "relay: 10 matches lost at shutdown" {
 		t.Fatalf("Close = %v, want 10 lost", err)
+	}
+	if rep != (CloseReport{Lost: 10}) {
+		t.Fatalf("Close reported %+v, want 10 lost and nothing spooled", rep)
 	}
 }
 
@@ -484,7 +492,7 @@ func TestSequenceNumbersSurviveMemorySpoolAndRestart(t *testing.T) {
 	waitStats(t, run.r, "ten in flight", func(s Stats) bool { return s.InFlight == 10 })
 	run.stop(t)
 	p.close()
-	if err := run.r.Close(); err != nil {
+	if _, err := run.r.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 
