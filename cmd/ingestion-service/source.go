@@ -118,7 +118,7 @@ func runScanner(ctx context.Context, sc *steamseq.Scanner, resume steamseq.Resum
 // Kafka: what the spool held is then in the topic, so the scanner neither
 // skips nor repeats it.
 func resumeFrom(sink *kafkasink.Sink, rl *relay.Relay, sc *steamseq.Scanner, own bool, log *slog.Logger) steamseq.ResumeFunc {
-	return func(ctx context.Context, behind int64) (steamseq.Resume, error) {
+	return func(ctx context.Context, behind, ceiling int64) (steamseq.Resume, error) {
 		if snap := sc.Snapshot(); own && snap.Found {
 			return snap, nil
 		}
@@ -127,9 +127,13 @@ func resumeFrom(sink *kafkasink.Sink, rl *relay.Relay, sc *steamseq.Scanner, own
 		}
 		readCtx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		st, err := sink.ScanState(readCtx)
+		st, err := sink.ScanState(readCtx, kafkasink.Plausible{Ceiling: ceiling, MaxGap: steamseq.MaxSeqJump})
 		if err != nil {
 			return steamseq.Resume{}, fmt.Errorf("read the highest match_seq_num in Kafka: %w", err)
+		}
+		if st.Implausible > 0 {
+			log.Error("The topic holds records with an implausible match_seq_num, written by a version that did not bound them; resuming as if they were not there",
+				"records", st.Implausible, "highest", st.HighestImplausible, "max_jump", steamseq.MaxSeqJump)
 		}
 		if st.Seq == 0 {
 			return steamseq.Resume{Foreign: st.Records}, nil

@@ -470,3 +470,65 @@ func TestSteamSequenceRefusesAForeignTopic(t *testing.T) {
 		t.Fatalf("exit status %d", code)
 	}
 }
+
+// TestSteamSequenceResumesPastAPoisonedTopic: an earlier version, without
+// the bound on match_seq_num, published matches of the sequence and then
+// one with match_seq_num 2^63-1 and one with 10^15. The scanner resumes
+// right after the last real one, not after the bogus ones (which would
+// skip every match to come, or ask Steam for a negative start); the
+// service says so, and the matches after it arrive once each.
+func TestSteamSequenceResumesPastAPoisonedTopic(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	fake, url := steamfake.Start(t, steamfake.Options{Count: 600, Compact: true})
+	ms := fake.Matches()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.Brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	record := func(m match.Match) *kgo.Record {
+		key := strconv.FormatInt(m.ID, 10)
+		return &kgo.Record{Key: []byte(key), Value: []byte(`{"match_id":` + key + `}`), Headers: []kgo.RecordHeader{
+			{Key: kafkasink.HeaderSeqNum, Value: []byte(strconv.FormatInt(m.SeqNum, 10))},
+			{Key: kafkasink.HeaderStartTime, Value: []byte(strconv.FormatInt(m.StartTime, 10))}}}
+	}
+	var earlier []*kgo.Record
+	for _, m := range ms[:200] {
+		earlier = append(earlier, record(m))
+	}
+	earlier = append(earlier, record(match.Match{ID: 9_000_000_001, SeqNum: 1<<63 - 1, StartTime: 1}),
+		record(match.Match{ID: 9_000_000_002, SeqNum: 1_000_000_000_000_000, StartTime: 1}))
+	if err := cl.ProduceSync(ctx, earlier...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	env := steamEnv(cluster, topic, url, ms[0].SeqNum, filepath.Join(t.TempDir(), "spool"), "0")
+	env["STEAM_RESCAN_BEHIND"] = "0" // the rescan is another test's subject
+	svc := startService(t, env)
+	svc.waitFor(t, "the other 400 published", time.Minute, func() bool {
+		return svc.metric(t, "ingestion_matches_published_total") >= 400
+	})
+	if code, _ := svc.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	out := svc.out.String()
+	if !strings.Contains(out, "implausible match_seq_num") || !strings.Contains(out, `"records":2`) {
+		t.Errorf("the service did not say it passed over 2 implausible records:\n%s", tail(out, 3000))
+	}
+	for _, c := range fake.Calls() {
+		if c.Endpoint == steamfake.Sequence && c.StartAt != ms[200].SeqNum {
+			t.Fatalf("the scanner first asked for start_at %d, want %d (right after the last real match)", c.StartAt, ms[200].SeqNum)
+		}
+		if c.Endpoint == steamfake.Sequence {
+			break
+		}
+	}
+	tl := tallySeq(ms, cluster.ReadToEnd(t, topic, 30*time.Second))
+	t.Logf("tally: %s", tl)
+	if tl.missing != 0 || tl.duplicates != 0 || tl.wrong != 2 {
+		t.Fatalf("tally: %s; want every match once, and only the 2 bogus records wrong", tl)
+	}
+}

@@ -1,9 +1,11 @@
 package kafkasink
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -21,40 +23,108 @@ const resumeTail = 1000
 // among them, and false if none has one (an empty topic, or one written
 // only by sources without sequence numbers). See ScanState.
 func (s *Sink) HighestSeqNum(ctx context.Context) (int64, bool, error) {
-	st, err := s.ScanState(ctx)
+	st, err := s.ScanState(ctx, Plausible{})
 	return st.Seq, st.Seq > 0, err
 }
 
 // ScanState is what the newest records of the topic tell of a Steam scan.
 type ScanState struct {
-	// Seq is the highest HeaderSeqNum, 0 if none.
+	// Seq is the highest HeaderSeqNum believed, 0 if none.
 	Seq int64
-	// Rescan is the highest HeaderRescanSeqNum, 0 if none.
+	// Rescan is the highest HeaderRescanSeqNum believed, 0 if none.
 	Rescan int64
 	// Records reports that the records read were at least one.
 	Records bool
+	// Implausible counts the records whose HeaderSeqNum or
+	// HeaderRescanSeqNum was not believed (see Plausible);
+	// HighestImplausible is the highest such number.
+	Implausible        int
+	HighestImplausible int64
+}
+
+// Plausible says which sequence numbers ScanState believes. A version
+// that did not bound the match_seq_nums it took could publish 2^63-1 or
+// 10^15; resuming after one would skip every match to come.
+type Plausible struct {
+	// Ceiling, when positive, is the highest seq a scan can have reached.
+	Ceiling int64
+	// MaxGap, when positive, groups the seqs read where each lies within
+	// MaxGap of the next, and believes only the largest group (the lowest
+	// of equals): a scan moves through a dense sequence, so a record far
+	// from all the others is not one of its positions.
+	MaxGap int64
 }
 
 // ScanState reads back the newest committed records of every partition
 // of the topic (up to 1,000 each) and returns the highest HeaderSeqNum and
-// HeaderRescanSeqNum among them, and whether there were records at all. A
-// header that is not a decimal number is ignored. It reads as a consumer
-// of committed data does: records of aborted transactions do not count,
-// and it waits for no open one. It needs the topic to exist, and returns
-// ctx's error if the partitions cannot be read before ctx ends.
-func (s *Sink) ScanState(ctx context.Context) (ScanState, error) {
+// HeaderRescanSeqNum among them that p believes, and whether there were
+// records at all. A header that is not a decimal number is ignored; a
+// HeaderRescanSeqNum above its own record's HeaderSeqNum is not believed
+// (the rescan trails the scan). It reads as a consumer of committed data
+// does: records of aborted transactions do not count, and it waits for no
+// open one. It needs the topic to exist, and returns ctx's error if the
+// partitions cannot be read before ctx ends.
+func (s *Sink) ScanState(ctx context.Context, p Plausible) (ScanState, error) {
 	var st ScanState
+	var seen []seqPair
+	doubt := func(n int64) {
+		st.Implausible++
+		st.HighestImplausible = max(st.HighestImplausible, n)
+	}
 	err := s.readBack(ctx, func(_ int32, start, end int64) int64 {
 		return max(start, end-resumeTail)
 	}, func(r *kgo.Record) {
 		st.Records = true
 		seq, rescan := seqHeaders(r)
-		st.Seq, st.Rescan = max(st.Seq, seq), max(st.Rescan, rescan)
+		switch {
+		case seq == 0:
+			return
+		case p.Ceiling > 0 && seq > p.Ceiling:
+			doubt(seq)
+			return
+		case rescan > seq:
+			doubt(rescan)
+			rescan = 0
+		}
+		seen = append(seen, seqPair{seq, rescan})
 	})
 	if err != nil {
 		return ScanState{}, err
 	}
+	for _, q := range believed(seen, p.MaxGap, doubt) {
+		st.Seq, st.Rescan = max(st.Seq, q.seq), max(st.Rescan, q.rescan)
+	}
 	return st, nil
+}
+
+type seqPair struct{ seq, rescan int64 }
+
+// believed sorts pairs by seq and returns the largest group of them in
+// which each seq lies within maxGap of the next (the lowest of equal
+// groups), calling doubt with the seq of every pair left out. With no
+// maxGap it returns them all.
+func believed(pairs []seqPair, maxGap int64, doubt func(int64)) []seqPair {
+	if maxGap <= 0 || len(pairs) == 0 {
+		return pairs
+	}
+	slices.SortFunc(pairs, func(a, b seqPair) int { return cmp.Compare(a.seq, b.seq) })
+	best, bestLen := 0, 0
+	for i := 0; i < len(pairs); {
+		j := i + 1
+		for j < len(pairs) && pairs[j].seq-pairs[j-1].seq <= maxGap {
+			j++
+		}
+		if j-i > bestLen {
+			best, bestLen = i, j-i
+		}
+		i = j
+	}
+	for i, q := range pairs {
+		if i < best || i >= best+bestLen {
+			doubt(q.seq)
+		}
+	}
+	return pairs[best : best+bestLen]
 }
 
 // seqHeaders returns the HeaderSeqNum and HeaderRescanSeqNum of r, 0 for

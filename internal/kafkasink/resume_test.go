@@ -2,6 +2,7 @@ package kafkasink
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -110,12 +111,12 @@ func TestScanStateAndSeqsAbove(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	st, err := s.ScanState(ctx)
+	st, err := s.ScanState(ctx, Plausible{})
 	if err != nil || st != (ScanState{}) {
 		t.Fatalf("empty topic: %+v, %v", st, err)
 	}
 	publishAll(t, s, []match.Match{{ID: 1}, {ID: 2}})
-	if st, err = s.ScanState(ctx); err != nil || st != (ScanState{Records: true}) {
+	if st, err = s.ScanState(ctx, Plausible{}); err != nil || st != (ScanState{Records: true}) {
 		t.Fatalf("records of another source: %+v, %v; want records and no seq", st, err)
 	}
 
@@ -138,7 +139,7 @@ func TestScanStateAndSeqsAbove(t *testing.T) {
 		}
 	}
 	publishAll(t, s, ms)
-	st, err = s.ScanState(ctx)
+	st, err = s.ScanState(ctx, Plausible{})
 	if err != nil || st.Seq != first+n-1 || st.Rescan != first+n-1-behind || !st.Records {
 		t.Fatalf("ScanState = %+v, %v; want seq %d, rescan %d", st, err, first+n-1, first+n-1-behind)
 	}
@@ -167,5 +168,82 @@ func TestScanStateAndSeqsAbove(t *testing.T) {
 	}
 	if seqs, err := s.SeqsAbove(ctx, first+n, first+2*n); err != nil || len(seqs) != 0 {
 		t.Fatalf("SeqsAbove(beyond the last) = %d seqs, %v", len(seqs), err)
+	}
+}
+
+// TestScanStateBelievesOnlyPlausibleSeqs: records an earlier version
+// published with a bogus match_seq_num (2^63-1, 10^15) do not set where
+// the scan resumes, whether or not the newest seq is known to bound them;
+// they are counted, and the highest plausible seq stands.
+func TestScanStateBelievesOnlyPlausibleSeqs(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 2)
+	s, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const first, maxGap = int64(7_000_000_000), int64(10_000_000)
+	var ms []match.Match
+	for i := range int64(100) {
+		ms = append(ms, match.Match{ID: 8_000_000_000 + i, SeqNum: first + i, RescanSeq: first + i - 50})
+	}
+	ms = append(ms,
+		match.Match{ID: 9_000_000_001, SeqNum: 1<<63 - 1},
+		match.Match{ID: 9_000_000_002, SeqNum: 1<<63 - 2}, // two bogus ones close together
+		match.Match{ID: 9_000_000_003, SeqNum: 1_000_000_000_000_000, RescanSeq: first},
+		match.Match{ID: 9_000_000_004, SeqNum: first + 100, RescanSeq: 1<<63 - 1}, // its seq is fine
+	)
+	publishAll(t, s, ms)
+	if st, err := s.ScanState(ctx, Plausible{}); err != nil || st.Seq != 1<<63-1 {
+		t.Fatalf("believing everything: %+v, %v; want the bogus seq to show (so the bounds are what the test exercises)", st, err)
+	}
+	for _, tt := range []struct {
+		name string
+		p    Plausible
+	}{
+		{"ceiling", Plausible{Ceiling: first + 200}},
+		{"gap", Plausible{MaxGap: maxGap}},
+		{"both", Plausible{Ceiling: first + 200, MaxGap: maxGap}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := s.ScanState(ctx, tt.p)
+			want := ScanState{Seq: first + 100, Rescan: first + 49, Records: true, Implausible: 4, HighestImplausible: 1<<63 - 1}
+			if err != nil || st != want {
+				t.Fatalf("ScanState = %+v, %v; want %+v", st, err, want)
+			}
+		})
+	}
+}
+
+func TestBelievedKeepsTheLargestDenseGroup(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		seqs    []int64
+		want    []int64
+		doubted []int64
+		maxGap  int64
+	}{
+		{"all dense", []int64{5, 3, 4}, []int64{3, 4, 5}, nil, 10},
+		{"outlier above", []int64{1, 2, 3, 1000}, []int64{1, 2, 3}, []int64{1000}, 10},
+		{"outlier below", []int64{1, 500, 501, 502}, []int64{500, 501, 502}, []int64{1}, 10},
+		{"equal groups: the lower", []int64{1, 2, 100, 101}, []int64{1, 2}, []int64{100, 101}, 10},
+		{"no gap rule", []int64{1, 1000}, []int64{1, 1000}, nil, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var pairs []seqPair
+			for _, q := range tt.seqs {
+				pairs = append(pairs, seqPair{seq: q})
+			}
+			var doubted []int64
+			var got []int64
+			for _, q := range believed(pairs, tt.maxGap, func(n int64) { doubted = append(doubted, n) }) {
+				got = append(got, q.seq)
+			}
+			if tt.maxGap == 0 {
+				slices.Sort(got)
+			}
+			if !slices.Equal(got, tt.want) || !slices.Equal(doubted, tt.doubted) {
+				t.Fatalf("believed %v, doubted %v; want %v and %v", got, doubted, tt.want, tt.doubted)
+			}
+		})
 	}
 }

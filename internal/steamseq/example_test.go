@@ -45,7 +45,7 @@ func Example() {
 		return
 	}
 	// Resume after the first match, as if it had been delivered before.
-	resume := func(context.Context, int64) (steamseq.Resume, error) {
+	resume := func(context.Context, int64, int64) (steamseq.Resume, error) {
 		return steamseq.Resume{Found: true, Seq: 6_500_000_000, Rescan: 6_500_000_000}, nil
 	}
 	err = s.Run(context.Background(), resume, &printer{left: 2})

@@ -92,11 +92,11 @@ func testConfig(base string) Config {
 }
 
 // noResume is a ResumeFunc with nothing delivered yet.
-func noResume(context.Context, int64) (Resume, error) { return Resume{}, nil }
+func noResume(context.Context, int64, int64) (Resume, error) { return Resume{}, nil }
 
 // resumeAt returns a ResumeFunc that reports seq.
 func resumeAt(seq int64) ResumeFunc {
-	return func(context.Context, int64) (Resume, error) { return Resume{Found: true, Seq: seq, Rescan: seq}, nil }
+	return func(context.Context, int64, int64) (Resume, error) { return Resume{Found: true, Seq: seq, Rescan: seq}, nil }
 }
 
 type running struct {

@@ -136,7 +136,7 @@ func TestRescanResumesWithoutRepeats(t *testing.T) {
 		}
 		delivered = append(delivered, m.SeqNum)
 	}
-	resume := func(_ context.Context, behind int64) (Resume, error) {
+	resume := func(_ context.Context, behind, _ int64) (Resume, error) {
 		if behind != 1000 {
 			t.Errorf("resume asked with behind %d, want the configured 1000", behind)
 		}
@@ -171,7 +171,7 @@ func TestRescanResumesWithoutRepeats(t *testing.T) {
 // at the head, with a warning.
 func TestNoSilentStartAtTheHead(t *testing.T) {
 	fake, base := steamfake.Start(t, steamfake.Options{Count: 50})
-	foreign := func(context.Context, int64) (Resume, error) { return Resume{Foreign: true}, nil }
+	foreign := func(context.Context, int64, int64) (Resume, error) { return Resume{Foreign: true}, nil }
 
 	r := start(t, testConfig(base), foreign, newRecorder())
 	err := r.result(t)
@@ -194,5 +194,19 @@ func TestNoSilentStartAtTheHead(t *testing.T) {
 	lines := r.logs.Lines(t, "Steam scanner starting at the newest match: nothing was delivered before, and STEAM_START_SEQ_NUM is not set (a first run)")
 	if len(lines) != 1 || lines[0]["level"] != "WARN" || lines[0]["start_seq"] != float64(fake.Head()) {
 		t.Errorf("first-run log lines = %v, want one warning with the start seq", lines)
+	}
+}
+
+// TestImplausibleResumeRefused: a store that hands back a position no scan
+// could reach (2^63-1 would make the next page start at -2^63) stops the
+// scan with an error before any call to Steam, rather than wedge it.
+func TestImplausibleResumeRefused(t *testing.T) {
+	fake, base := steamfake.Start(t, steamfake.Options{Count: 50})
+	r := start(t, testConfig(base), resumeAt(1<<63-1), newRecorder())
+	if err := r.result(t); err == nil || !strings.Contains(err.Error(), "implausible") {
+		t.Fatalf("Run = %v, want an error saying the resume position is implausible", err)
+	}
+	if len(fake.Calls()) != 0 {
+		t.Errorf("%d calls to Steam with an implausible position", len(fake.Calls()))
 	}
 }

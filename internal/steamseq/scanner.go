@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -81,8 +82,13 @@ type Resume struct {
 
 // ResumeFunc returns where an earlier scan stopped. behind is the
 // rescan's distance (Config.RescanBehind, or 0 with the rescan off), for
-// a store that holds no rescan position.
-type ResumeFunc func(ctx context.Context, behind int64) (Resume, error)
+// a store that holds no rescan position. ceiling, when positive, is the
+// highest match_seq_num a scan can have delivered (MaxSeqJump past the
+// newest one the scanner knows): a store must pass over any record above
+// it, written by a version that did not bound the seqs it took, rather
+// than resume after it. Without a ceiling a store still passes over seqs
+// lying more than MaxSeqJump from the rest of what it holds.
+type ResumeFunc func(ctx context.Context, behind, ceiling int64) (Resume, error)
 
 // ErrForeignTopic is returned by Run when the ResumeFunc reports records
 // that no scan wrote and Config.StartSeqNum is not set.
@@ -261,10 +267,16 @@ type startAt struct {
 func (s *Scanner) start(ctx context.Context, resume ResumeFunc) (startAt, error) {
 	s.state.Set(false, "waiting for a start position")
 	behind := max(s.cfg.RescanBehind, 0)
+	// The newest seq, when known (a replica that led before), bounds
+	// where an earlier scan can have stopped.
+	var ceiling int64
+	if head := s.Head(); head > 0 {
+		ceiling = head + MaxSeqJump
+	}
 	var res Resume
 	for attempt := 0; ; attempt++ {
 		var err error
-		res, err = resume(ctx, behind)
+		res, err = resume(ctx, behind, ceiling)
 		if err == nil {
 			break
 		}
@@ -282,6 +294,9 @@ func (s *Scanner) start(ctx context.Context, resume ResumeFunc) (startAt, error)
 	switch {
 	case res.Found && (res.Seq < 0 || res.Rescan < 0):
 		return startAt{}, fmt.Errorf("steam scanner: resume position %d (rescan %d) is negative", res.Seq, res.Rescan)
+	case res.Found && (ceiling > 0 && max(res.Seq, res.Rescan) > ceiling || res.Seq > math.MaxInt64-MaxSeqJump):
+		return startAt{}, fmt.Errorf("steam scanner: resume position %d (rescan %d) is implausible: more than %d past the newest match_seq_num known, %d",
+			res.Seq, res.Rescan, MaxSeqJump, ceiling-MaxSeqJump)
 	case res.Found:
 		rescan := min(res.Rescan, res.Seq)
 		s.log.Info("Steam scanner resuming", "after_seq", res.Seq, "rescan_after_seq", rescan, "delivered_in_rescan_window", len(res.Delivered))

@@ -266,7 +266,7 @@ func TestNotReadyUntilResumed(t *testing.T) {
 	fake, base := steamfake.Start(t, steamfake.Options{Count: 10, FirstSeq: 100})
 	var attempts atomic.Int32
 	release := make(chan struct{})
-	resume := func(ctx context.Context, _ int64) (Resume, error) {
+	resume := func(ctx context.Context, _, _ int64) (Resume, error) {
 		if attempts.Add(1) <= 3 {
 			return Resume{}, errors.New("kafka: connection refused")
 		}
@@ -361,7 +361,7 @@ func TestCancelReturnsPromptly(t *testing.T) {
 			cfg := testConfig(base)
 			cfg.BackoffMin, cfg.BackoffMax = time.Hour, time.Hour
 			called := make(chan struct{}, 1)
-			resume := func(context.Context, int64) (Resume, error) {
+			resume := func(context.Context, int64, int64) (Resume, error) {
 				called <- struct{}{}
 				return Resume{}, errors.New("not yet")
 			}
@@ -446,7 +446,7 @@ func TestRestartResumesWithoutGapOrDuplicate(t *testing.T) {
 				return nil
 			}
 			ready := make(chan struct{})
-			r1 = start(t, cfg, func(context.Context, int64) (Resume, error) {
+			r1 = start(t, cfg, func(context.Context, int64, int64) (Resume, error) {
 				<-ready // r1 is set
 				return Resume{}, nil
 			}, first)
