@@ -96,7 +96,9 @@ func noResume(context.Context, int64, int64) (Resume, error) { return Resume{}, 
 
 // resumeAt returns a ResumeFunc that reports seq.
 func resumeAt(seq int64) ResumeFunc {
-	return func(context.Context, int64, int64) (Resume, error) { return Resume{Found: true, Seq: seq, Rescan: seq}, nil }
+	return func(context.Context, int64, int64) (Resume, error) {
+		return Resume{Found: true, Seq: seq, Rescan: seq}, nil
+	}
 }
 
 type running struct {
