@@ -21,7 +21,8 @@ ENV API_HOST=0.0.0.0 \
     API_PORT=8000 \
     SPOOL_DIR=/var/lib/ingestion-service/spool
 VOLUME /var/lib/ingestion-service/spool
-EXPOSE 8000
+# 8000: the API; 8001: probes and metrics, when API_PROBE_PORT=8001 (deploy/kubernetes).
+EXPOSE 8000 8001
 # The image has no shell and no curl: the binary checks its own health.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/ingestion-service", "healthcheck"]

@@ -82,8 +82,8 @@ func TestDeployment(t *testing.T) {
 			if p.probe.HTTPGet.Path != p.path {
 				t.Errorf("%s probe path %q, want %q", p.name, p.probe.HTTPGet.Path, p.path)
 			}
-			if port := containerPort(t, c, p.probe.HTTPGet.Port); port != cfg.API.Port {
-				t.Errorf("%s probe port %d, but the service listens on %d", p.name, port, cfg.API.Port)
+			if port := containerPort(t, c, p.probe.HTTPGet.Port); port != cfg.API.ProbePort || port == cfg.API.Port {
+				t.Errorf("%s probe port %d, want API_PROBE_PORT %d: the listener flooding clients of API_PORT %d cannot crowd", p.name, port, cfg.API.ProbePort, cfg.API.Port)
 			}
 		}
 	})
@@ -92,7 +92,7 @@ func TestDeployment(t *testing.T) {
 		if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil {
 			t.Fatal("no httpGet probes")
 		}
-		h := httpapi.NewHandler(httpapi.Options{})
+		h := httpapi.NewProbeHandler(httpapi.Options{})
 		if code := serve(h, "/api/v1/no-such-route"); code != http.StatusNotFound {
 			t.Fatalf("an unknown path answered %d, want 404: this check cannot tell a route from none", code)
 		}
@@ -109,8 +109,8 @@ func TestDeployment(t *testing.T) {
 		if a["prometheus.io/scrape"] != "true" {
 			t.Errorf("prometheus.io/scrape = %q, want \"true\"", a["prometheus.io/scrape"])
 		}
-		if a["prometheus.io/port"] != strconv.Itoa(cfg.API.Port) {
-			t.Errorf("prometheus.io/port = %q, want %d", a["prometheus.io/port"], cfg.API.Port)
+		if a["prometheus.io/port"] != strconv.Itoa(cfg.API.ProbePort) {
+			t.Errorf("prometheus.io/port = %q, want API_PROBE_PORT %d", a["prometheus.io/port"], cfg.API.ProbePort)
 		}
 		path := a["prometheus.io/path"]
 		if path != "/metrics" {

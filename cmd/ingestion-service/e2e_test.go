@@ -543,6 +543,52 @@ func TestHealthcheckCommand(t *testing.T) {
 	svc.stop(t, 30*time.Second)
 }
 
+// TestProbePort: with API_PROBE_PORT the service serves health, readiness
+// and metrics on a second listener (and nothing else there), the
+// healthcheck command asks that one, and both close at shutdown.
+func TestProbePort(t *testing.T) {
+	f := newFeed(t, nil)
+	probeAddr := freeAddr(t)
+	_, probePort, _ := net.SplitHostPort(probeAddr)
+	svc := startService(t, map[string]string{
+		"KAFKA_BOOTSTRAP_SERVERS": freeAddr(t),
+		"OPENDOTA_STREAM_URL":     f.url,
+		"SHUTDOWN_TIMEOUT":        "2s",
+		"API_PROBE_PORT":          probePort,
+	})
+	svc.waitFor(t, "health", 30*time.Second, func() bool { code, _ := svc.get(t, "/api/v1/health"); return code == 200 })
+	for path, want := range map[string]int{"/api/v1/health": 200, "/api/v1/ready": 503, "/metrics": 200, "/docs": 404, "/openapi.json": 404} {
+		resp, err := http.Get("http://" + probeAddr + path)
+		if err != nil {
+			t.Fatalf("GET %s on the probe port: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s on the probe port = %d, want %d: %s", path, resp.StatusCode, want, body)
+		}
+		if path == "/metrics" && !strings.Contains(string(body), `ingestion_http_connections{listener="probe"}`) {
+			t.Errorf("the metrics do not count the probe listener's connections")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Nothing listens on API_PORT here: the command must ask the probe port.
+	hc := exec.CommandContext(ctx, binary, "healthcheck")
+	hc.Dir = t.TempDir()
+	hc.Env = append(os.Environ(), "API_HOST=127.0.0.1", "API_PORT="+strings.Split(freeAddr(t), ":")[1], "API_PROBE_PORT="+probePort)
+	if out, err := hc.CombinedOutput(); err != nil || !strings.Contains(string(out), "healthy") {
+		t.Fatalf("healthcheck with API_PROBE_PORT: %v %s", err, out)
+	}
+	if code, _ := svc.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	if c, err := net.DialTimeout("tcp", probeAddr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("the probe port still accepts connections after the shutdown")
+	}
+}
+
 // TestDevMode runs the README's first command: the service against its
 // in-process broker and simulated stream.
 func TestDevMode(t *testing.T) {

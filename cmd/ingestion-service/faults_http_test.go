@@ -5,6 +5,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,10 +22,14 @@ import (
 // 10,000 that never finish their headers, held for 40 s (each reopened
 // 50 ms after the service closes it) while a stream of 1,000 matches a
 // second runs. The pipeline keeps its rate, the service holds no more
-// connections than API_MAX_CONNECTIONS, and its peak RSS stays under
-// 64 MiB (the Kubernetes manifest's request; its limit is 128 MiB).
-// Before the connection cap and the timeouts, such clients were reported
-// to take it to 212 MB (idle) and 130 MB (slow). How often health answered is logged.
+// connections than API_MAX_CONNECTIONS, its peak RSS stays under 64 MiB
+// (the Kubernetes manifest's request; its limit is 128 MiB), and health
+// probes on API_PROBE_PORT, as the kubelet makes them, are answered
+// within 2 s. Before the connection cap and the timeouts, such clients
+// were reported to take it to 212 MB (idle) and 130 MB (slow). How often
+// health on the flooded API port answers is logged, not asserted: the
+// kernel's accept queue the clients keep full is not the service's to
+// shed.
 func TestFaultHostileHTTPClients(t *testing.T) {
 	const rate, conns = 1000, 10_000
 	const attack = 40 * time.Second
@@ -31,10 +37,13 @@ func TestFaultHostileHTTPClients(t *testing.T) {
 	cluster := kafkatest.Start(t)
 	topic := cluster.Topic(t, 3)
 	stream := newLiveStream(t, idRange(2_000_000_001, rate*120), streamOpts{Rate: rate, WriteTimeout: 2 * time.Second})
+	probeAddr := freeAddr(t)
+	_, probePort, _ := net.SplitHostPort(probeAddr)
 	svc := startService(t, map[string]string{
 		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(cluster.Brokers, ","),
 		"KAFKA_PUBLISH_TOPIC":     topic,
 		"OPENDOTA_STREAM_URL":     stream.url,
+		"API_PROBE_PORT":          probePort,
 	})
 	svc.waitFor(t, "3 s of matches flowing", time.Minute, func() bool {
 		return svc.metric(t, "ingestion_matches_published_total") >= 3*rate
@@ -57,30 +66,12 @@ func TestFaultHostileHTTPClients(t *testing.T) {
 	began := time.Now()
 	publishedBefore := svc.metric(t, "ingestion_matches_published_total")
 
-	// A probe as Kubernetes makes it: a new connection, a 2 s timeout.
-	probe := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	var probes, answered int
-	var lastAnswer time.Time
-	var longestSilence time.Duration
-	for time.Since(began) < attack-2*time.Second {
-		probes++
-		if resp, err := probe.Get("http://" + svc.addr + "/api/v1/health"); err == nil {
-			if resp.StatusCode == http.StatusOK {
-				answered++
-				if !lastAnswer.IsZero() {
-					longestSilence = max(longestSilence, time.Since(lastAnswer))
-				}
-				lastAnswer = time.Now()
-			}
-			resp.Body.Close()
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if lastAnswer.IsZero() {
-		longestSilence = time.Since(began)
-	} else {
-		longestSilence = max(longestSilence, time.Since(lastAnswer))
-	}
+	// Probes as Kubernetes makes them: a new connection, a 2 s timeout;
+	// on the probe port (asserted) and on the flooded API port (logged).
+	probeCh := make(chan probeTally, 1)
+	go func() { probeCh <- probeFor(svc.addr, attack-2*time.Second) }()
+	onProbePort := probeFor(probeAddr, attack-2*time.Second)
+	onAPIPort := <-probeCh
 	publishedDuring := svc.metric(t, "ingestion_matches_published_total") - publishedBefore
 	during := time.Since(began)
 	for i, c := range children {
@@ -102,25 +93,56 @@ func TestFaultHostileHTTPClients(t *testing.T) {
 		t.Fatalf("exit status %d", code)
 	}
 	perSecond := publishedDuring / during.Seconds()
-	t.Logf("idle clients %+v, slow clients %+v; health answered %d of %d probes, the longest without an answer %s; published %.0f/s during the attack (stream %d/s); "+
+	t.Logf("idle clients %+v, slow clients %+v; health on the probe port: %s; on the flooded API port: %s; published %.0f/s during the attack (stream %d/s); "+
 		"peak RSS %s; connections held at most %.0f, shed %.0f",
-		stats[0], stats[1], answered, probes, longestSilence.Round(time.Millisecond), perSecond, rate, mib(peak), held, shed)
+		stats[0], stats[1], onProbePort, onAPIPort, perSecond, rate, mib(peak), held, shed)
 
 	if stats[0].Opened < conns || stats[1].Opened < conns {
 		t.Fatalf("the clients opened %d and %d connections, want at least %d each: the attack did not happen", stats[0].Opened, stats[1].Opened, conns)
 	}
-	// Health is measured, not asserted: the clients reconnect 50 ms after
-	// each close, so the accept queue they share with the probe stays
-	// full, and on one 2-core machine a probe waits behind them (see the
-	// README). What the service holds is bounded; what the kernel queues
-	// is not its to shed.
+	if onProbePort.answered < onProbePort.probes*9/10 || onProbePort.longestSilence > 5*time.Second {
+		t.Errorf("health on the probe port: %s; want 90%% answered within 2 s and no silence over 5 s", onProbePort)
+	}
 	if perSecond < 0.9*rate {
 		t.Errorf("published %.0f matches a second during the attack, want the stream's %d", perSecond, rate)
 	}
-	if held > 512+16 || shed == 0 {
+	if held > 512+64+16 || shed == 0 { // the API's cap and the probe listener's
 		t.Errorf("held at most %.0f connections (cap 512), shed %.0f", held, shed)
 	}
 	if peak > rssBound {
 		t.Errorf("peak RSS %s, want under %s", mib(peak), mib(rssBound))
 	}
+}
+
+// probeTally counts health probes and their answers.
+type probeTally struct {
+	probes, answered int
+	longestSilence   time.Duration
+}
+
+func (p probeTally) String() string {
+	return fmt.Sprintf("%d of %d probes answered, the longest without an answer %s", p.answered, p.probes, p.longestSilence.Round(time.Millisecond))
+}
+
+// probeFor sends a health probe to addr every 200 ms for d, each on a new
+// connection with a 2 s timeout, as the kubelet does.
+func probeFor(addr string, d time.Duration) probeTally {
+	probe := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	began := time.Now()
+	lastAnswer := began
+	var p probeTally
+	for time.Since(began) < d {
+		p.probes++
+		if resp, err := probe.Get("http://" + addr + "/api/v1/health"); err == nil {
+			if resp.StatusCode == http.StatusOK {
+				p.answered++
+				p.longestSilence = max(p.longestSilence, time.Since(lastAnswer))
+				lastAnswer = time.Now()
+			}
+			resp.Body.Close()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	p.longestSilence = max(p.longestSilence, time.Since(lastAnswer))
+	return p
 }

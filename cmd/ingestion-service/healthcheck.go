@@ -20,7 +20,7 @@ import (
 func healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	url := fs.String("url", "", "health URL; default http://127.0.0.1:$API_PORT/api/v1/health")
+	url := fs.String("url", "", "health URL; default http://127.0.0.1:$API_PROBE_PORT/api/v1/health, or $API_PORT without a probe port")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return &usageError{err.Error()}
@@ -34,7 +34,11 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "127.0.0.1"
 		}
-		*url = "http://" + net.JoinHostPort(host, fmt.Sprint(cfg.API.Port)) + "/api/v1/health"
+		port := cfg.API.Port
+		if cfg.API.ProbePort != 0 {
+			port = cfg.API.ProbePort // the listener API clients cannot crowd
+		}
+		*url = "http://" + net.JoinHostPort(host, fmt.Sprint(port)) + "/api/v1/health"
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

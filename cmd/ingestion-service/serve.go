@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"runtime/debug"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -99,11 +96,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		checks = append(checks, httpapi.Check{Name: "fleet", Status: elector.Status})
 	}
 
-	ln, err := net.Listen("tcp", cfg.API.Addr())
-	if err != nil {
-		return abort(fmt.Errorf("listen on API_HOST:API_PORT %s: %w", cfg.API.Addr(), err))
-	}
-	srv, err := httpapi.NewServer(httpapi.NewHandler(httpapi.Options{
+	// runCtx ends on a signal or on a fatal error of an HTTP server.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	httpOpts := httpapi.Options{
 		ServiceName: cfg.ServiceName,
 		Version:     version,
 		Checks:      checks,
@@ -111,23 +107,24 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		Profiling:   cfg.API.Profiling,
 		CORSOrigins: cfg.API.CORSOrigins,
 		Logger:      log.With("component", "http"),
-	}), httpapi.Limits{MaxConns: cfg.API.MaxConns}, log.With("component", "http"), reg)
+	}
+	httpLog := log.With("component", "http")
+	api, err := listen("API_HOST:API_PORT", cfg.API.Addr(), httpapi.NewHandler(httpOpts),
+		httpapi.Limits{MaxConns: cfg.API.MaxConns, Listener: "api"}, httpLog, reg, stopRun)
 	if err != nil {
 		return abort(err)
 	}
-	log.Info("HTTP API listening", "addr", ln.Addr().String())
-
-	// runCtx ends on a signal or on a fatal error of the HTTP server.
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
-	httpErr := make(chan error, 1)
-	go func() {
-		err := srv.Serve(ln)
-		if !errors.Is(err, http.ErrServerClosed) {
-			stopRun()
+	log.Info("HTTP API listening", "addr", api.ln.Addr().String())
+	var probes *listener
+	if cfg.API.ProbePort != 0 {
+		// The kubelet and the scraper make a handful of connections.
+		probes, err = listen("API_HOST:API_PROBE_PORT", cfg.API.ProbeAddr(), httpapi.NewProbeHandler(httpOpts),
+			httpapi.Limits{MaxConns: 64, Listener: "probe"}, httpLog, reg, stopRun)
+		if err != nil {
+			return abort(errors.Join(err, api.shutdown(log)))
 		}
-		httpErr <- err
-	}()
+		log.Info("HTTP probes listening", "addr", probes.ln.Addr().String(), "serves", "/api/v1/health /api/v1/ready /metrics")
+	}
 	// Background work that outlives the stream until the drain is over.
 	bgCtx, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
@@ -222,21 +219,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	stopBG()
 	<-bgDone
 	<-bgDone
-	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancelHTTP()
-	shutErr := srv.Shutdown(httpCtx)
-	if errors.Is(shutErr, context.DeadlineExceeded) {
-		// A client that keeps a connection busy must not fail the exit:
-		// everything was delivered by now. Close what is left.
-		log.Warn("HTTP connections still busy 5 s into the shutdown; closing them")
-		shutErr = srv.Close()
-	}
-	serveErr := <-httpErr
-	if errors.Is(serveErr, http.ErrServerClosed) {
-		serveErr = nil
-	} else if serveErr != nil {
-		serveErr = fmt.Errorf("http server: %w", serveErr)
-	}
+	httpErr := errors.Join(api.shutdown(log), probes.shutdown(log))
 
 	// Every accepted match is in one of three places: published (Kafka
 	// acknowledged it, or committed it in a fleet), spooled (kept for the
@@ -246,7 +229,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		"received", c.Received, "accepted", c.Accepted, "rejected", c.Rejected, "duplicates", c.Duplicates, "dropped", c.Dropped,
 		"published", sink.Published(), "spooled", kept.Spooled, "spooled_at_shutdown", kept.WrittenAtShutdown, "lost", kept.Lost,
 		"failed_attempts", sink.Failed())
-	err = errors.Join(serveErr, srcErr, relayErr, shutErr)
+	err = errors.Join(httpErr, srcErr, relayErr)
 	if err != nil {
 		log.Error("Shutdown with errors", "error", err)
 	}

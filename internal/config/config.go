@@ -123,7 +123,15 @@ type API struct {
 	// MaxConns caps the HTTP connections held at once (see
 	// httpapi.Limits).
 	MaxConns int
+	// ProbePort, when not 0, is the port of a second listener on Host
+	// that serves only health, readiness and metrics, for the kubelet and
+	// the scraper: clients flooding Port cannot keep them out.
+	ProbePort int
 }
+
+// ProbeAddr is the probe listener's host:port; meaningful when ProbePort
+// is not 0.
+func (a API) ProbeAddr() string { return net.JoinHostPort(a.Host, strconv.Itoa(a.ProbePort)) }
 
 // MemoryLimit is the soft memory limit the service gives the Go runtime
 // when GOMEMLIMIT is not set: a base for the runtime, the Kafka client and
@@ -227,6 +235,7 @@ var Vars = []Var{
 	{Name: "API_HOST", Default: "0.0.0.0", Help: "HTTP listen address"},
 	{Name: "API_PORT", Default: "8000", Help: "HTTP listen port"},
 	{Name: "API_PPROF", Default: "false", Help: "serve Go's runtime profiles under /debug/pprof/ on the API port"},
+	{Name: "API_PROBE_PORT", Default: "0", Help: "port of a second listener serving only /api/v1/health, /api/v1/ready and /metrics, which clients flooding API_PORT cannot keep probes out of; 0 serves them on API_PORT alone"},
 	{Name: "API_MAX_CONNECTIONS", Default: "512", Help: "HTTP connections held at once; past it the idle longest, then the slowest to send headers, are closed, so probes still get in"},
 	{Name: "CORS_ALLOW_ORIGINS", Help: "origins (comma-separated, such as https://dash.example) whose pages may read the API; empty allows any (*), never with credentials"},
 	{Name: "LOG_LEVEL", Default: "INFO", Help: "DEBUG, INFO, WARNING (or WARN), ERROR or CRITICAL, any case"},
@@ -335,6 +344,10 @@ func (r *reader) load() Config {
 	c.API.Port = r.integer("API_PORT", 8000, 0, 65535)
 	c.API.Profiling = r.boolean("API_PPROF")
 	c.API.MaxConns = r.integer("API_MAX_CONNECTIONS", httpapi.DefaultMaxConns, 8, 1_000_000)
+	c.API.ProbePort = r.integer("API_PROBE_PORT", 0, 0, 65535)
+	if c.API.ProbePort != 0 && c.API.ProbePort == c.API.Port {
+		r.fail("API_PROBE_PORT", strconv.Itoa(c.API.ProbePort), "want a port other than API_PORT, or 0")
+	}
 	for _, o := range strings.Split(r.get("CORS_ALLOW_ORIGINS"), ",") {
 		o = strings.TrimRight(strings.TrimSpace(o), "/")
 		if o == "" {

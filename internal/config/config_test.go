@@ -104,6 +104,8 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 	tests := []struct{ name, value string }{
 		{"API_PORT", "abc"},
 		{"API_PORT", "70000"},
+		{"API_PROBE_PORT", "8000"}, // the API_PORT default
+		{"API_PROBE_PORT", "-1"},
 		{"LOG_FORMAT", "xml"},
 		{"LOG_LEVEL", "verbose"},
 		{"OPENDOTA_STREAM_URL", "http://stream.example.com"},

@@ -72,11 +72,7 @@ func NewHandler(opts Options) http.Handler {
 	checks := append([]Check(nil), opts.Checks...)
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /api/v1/health", healthHandler(opts.ServiceName, logger))
-	mux.Handle("GET /api/v1/ready", readyHandler(opts.ServiceName, checks, logger))
-	if opts.Metrics != nil {
-		mux.Handle("GET /metrics", opts.Metrics)
-	}
+	registerProbes(mux, opts, checks, logger)
 	if opts.Profiling {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
@@ -89,6 +85,30 @@ func NewHandler(opts Options) http.Handler {
 	registerReDoc(mux, logger)
 
 	return withCORS(withJSONMuxErrors(mux, logger), opts.CORSOrigins, logger)
+}
+
+// NewProbeHandler returns a handler serving only /api/v1/health,
+// /api/v1/ready and, when opts.Metrics is set, /metrics, as NewHandler
+// serves them: the routes of a listener for the kubelet and the scraper
+// alone. Other paths get a JSON 404. It panics on the Checks NewHandler
+// panics on.
+func NewProbeHandler(opts Options) http.Handler {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	validateChecks(opts.Checks)
+	mux := http.NewServeMux()
+	registerProbes(mux, opts, append([]Check(nil), opts.Checks...), logger)
+	return withJSONMuxErrors(mux, logger)
+}
+
+func registerProbes(mux *http.ServeMux, opts Options, checks []Check, logger *slog.Logger) {
+	mux.Handle("GET /api/v1/health", healthHandler(opts.ServiceName, logger))
+	mux.Handle("GET /api/v1/ready", readyHandler(opts.ServiceName, checks, logger))
+	if opts.Metrics != nil {
+		mux.Handle("GET /metrics", opts.Metrics)
+	}
 }
 
 // validateChecks panics on checks that cannot be reported unambiguously.

@@ -33,6 +33,9 @@ type Limits struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request's headers; default 16 KiB.
 	MaxHeaderBytes int
+	// Listener names the server in its metrics' listener label; default
+	// "api". Servers on one registry need names of their own.
+	Listener string
 }
 
 // The defaults of Limits.
@@ -57,6 +60,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxHeaderBytes <= 0 {
 		l.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
+	if l.Listener == "" {
+		l.Listener = "api"
+	}
 	def(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	def(&l.ReadTimeout, DefaultReadTimeout)
 	def(&l.WriteTimeout, DefaultWriteTimeout)
@@ -67,18 +73,22 @@ func (l Limits) withDefaults() Limits {
 // NewServer returns an *http.Server for h within limits. It registers on
 // reg ingestion_http_connections (the connections held) and
 // ingestion_http_connections_shed_total (those closed to stay within
-// MaxConns), and fails if it cannot. The server's own errors go to
-// errorLog at warn level, or are dropped if it is nil.
+// MaxConns), labelled with the Listener's name, and fails if it cannot.
+// The server's own errors go to errorLog at warn level, or are dropped if
+// it is nil.
 func NewServer(h http.Handler, limits Limits, errorLog *slog.Logger, reg prometheus.Registerer) (*http.Server, error) {
 	limits = limits.withDefaults()
+	label := prometheus.Labels{"listener": limits.Listener}
 	t := &connTable{max: limits.MaxConns, conns: map[net.Conn]*connEntry{},
 		shed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ingestion_http_connections_shed_total",
-			Help: "HTTP connections closed to keep within API_MAX_CONNECTIONS: the idle longest first, then the slowest to send headers.",
+			Name:        "ingestion_http_connections_shed_total",
+			Help:        "HTTP connections closed to keep within the listener's cap (API_MAX_CONNECTIONS for the API): the idle longest first, then the slowest to send headers.",
+			ConstLabels: label,
 		}),
 		held: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ingestion_http_connections",
-			Help: "HTTP connections the API server holds.",
+			Name:        "ingestion_http_connections",
+			Help:        "HTTP connections the listener holds.",
+			ConstLabels: label,
 		}),
 	}
 	for _, c := range []prometheus.Collector{t.shed, t.held} {

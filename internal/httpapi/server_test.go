@@ -172,3 +172,57 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// TestProbeListener: the probe handler serves health, readiness and
+// metrics and nothing else, and its server registers its connection
+// metrics beside the API server's on one registry, told apart by the
+// listener label.
+func TestProbeListener(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	opts := Options{ServiceName: "t", Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "m 1\n") })}
+	if _, err := NewServer(NewHandler(opts), Limits{}, nil, reg); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(NewProbeHandler(opts), Limits{Listener: "probe", MaxConns: 16}, nil, reg)
+	if err != nil {
+		t.Fatalf("a probe server beside the API server on one registry: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	for path, want := range map[string]int{
+		"/api/v1/health": 200, "/api/v1/ready": 200, "/metrics": 200,
+		"/docs": 404, "/openapi.json": 404, "/redoc": 404,
+	} {
+		resp, err := http.Get("http://" + ln.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s on the probe listener = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	listeners := map[string]bool{}
+	for _, mf := range mfs {
+		if mf.GetName() == "ingestion_http_connections" {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "listener" {
+						listeners[l.GetValue()] = true
+					}
+				}
+			}
+		}
+	}
+	if !listeners["api"] || !listeners["probe"] {
+		t.Fatalf("ingestion_http_connections listeners = %v, want api and probe", listeners)
+	}
+}
