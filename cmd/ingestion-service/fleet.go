@@ -112,7 +112,7 @@ func (c *fleetController) run(ctx context.Context) {
 			continue
 		case <-c.elector.Changed():
 		case <-c.fencedCh:
-			c.log.Warn("Another replica's writer fenced this one; standing by")
+			// The sink logged the fencing, with its counts.
 			c.demote()
 			// The group will say who leads; should it still name this
 			// replica, try again after a session timeout.
@@ -147,6 +147,7 @@ func (c *fleetController) promote(ctx context.Context) bool {
 		return false
 	}
 	c.leading = true
+	c.matchBacklog(ctx)
 	c.relay.start()
 	if c.src.leaderOnly {
 		c.sw.set(c.relay.rl)
@@ -181,6 +182,35 @@ func (c *fleetController) promote(ctx context.Context) bool {
 	c.log.Info("Leading: took over the stream",
 		"window", len(held), "already_in_kafka", len(held)-published, "published_from_window", published, "took", time.Since(start).String())
 	return true
+}
+
+// backlogPerPartition bounds how many of each partition's newest records
+// matchBacklog reads: about 200,000 IDs (8 MB) on a 3-partition topic,
+// some hours of Dota's matches.
+const backlogPerPartition = 1 << 16
+
+// matchBacklog tells the relay, before it runs again, which of the
+// matches it kept from an earlier lead the topic already holds: those its
+// writer could not commit before it was fenced or lost the lead, which
+// the leader since may have published. It reads the topic back from a
+// minute before the oldest held match arrived. Should the read fail, or
+// not reach back that far, what it did not find is sent: duplicates, no
+// loss.
+func (c *fleetController) matchBacklog(ctx context.Context) {
+	st := c.relay.rl.Stats()
+	if st.Oldest.IsZero() || int64(st.Memory)+st.InFlight+st.SpoolRecords == 0 {
+		return
+	}
+	readCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	delivered, err := c.sink.RecentIDs(readCtx, st.Oldest.Add(-time.Minute), backlogPerPartition)
+	if err != nil {
+		c.log.Warn("Cannot read what the topic holds to match the backlog from an earlier lead; sending all of it (duplicates, no loss)", "error", err)
+		return
+	}
+	c.log.Info("Matching the backlog from an earlier lead against the topic",
+		"held", int64(st.Memory)+st.InFlight+st.SpoolRecords, "oldest", st.Oldest.UTC().Format(time.RFC3339), "ids_read", len(delivered))
+	c.relay.rl.SkipDelivered(delivered)
 }
 
 // watchSource hands the lead to a standby when this replica leads but

@@ -187,6 +187,16 @@ func TestFaultFleetZombieLeader(t *testing.T) {
 	if got := len(leaders(t, f.replicas)); got != 1 {
 		t.Fatalf("%d replicas lead after the zombie woke", got)
 	}
+	// Within a session timeout of the fencing, every replica is ready:
+	// the zombie's readiness is about whether it could lead.
+	fencedAt := time.Now()
+	for i, r := range f.replicas {
+		r.waitFor(t, fmt.Sprintf("replica %d ready", i), 10*time.Second, func() bool {
+			code, _ := r.get(t, "/api/v1/ready")
+			return code == 200
+		})
+	}
+	t.Logf("every replica ready %s after the zombie stood by", time.Since(fencedAt).Round(time.Millisecond))
 	f.finish(stream, c, topic)
 }
 

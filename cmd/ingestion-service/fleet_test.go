@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -229,5 +230,91 @@ func TestFleetLeaderLosesTheStream(t *testing.T) {
 	t.Logf("the stream sent %d IDs in all; committed topic: %s", len(stream.all()), tl)
 	if tl.missing != 0 || tl.unexpected != 0 {
 		t.Fatalf("tally %s; first missing %v", tl, head(missing))
+	}
+}
+
+// TestFleetZombieRecovers: the leader is paused (SIGSTOP) past the
+// session timeout, a standby takes over, and on SIGCONT the zombie's
+// writer is fenced. The fencing is one line with its counts, not a line a
+// record; within a session timeout every replica is ready again (a
+// standby's readiness says whether it could lead, not what a writer it
+// dropped failed); and when the zombie leads again, the backlog it kept
+// from its fenced lead is matched against the topic, so nothing in the
+// topic is there twice.
+func TestFleetZombieRecovers(t *testing.T) {
+	const rate = 2000
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	stream := newBroadcast(t, 9_400_000_001, rate)
+	env := fleetEnv(t, cluster, topic, stream.url)
+	replicas := startReplicas(t, env, 2, nil)
+	first := settle(t, replicas, stream)
+	zombie, other := replicas[first], replicas[1-first]
+	zombie.waitFor(t, "the leader publishing", time.Minute, func() bool {
+		return zombie.metric(t, "ingestion_matches_published_total") >= 2*rate
+	})
+
+	if err := zombie.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	paused := time.Now()
+	waitOneLeader(t, []*service{other}, 30*time.Second)
+	t.Logf("the standby leads %s after the pause", time.Since(paused).Round(time.Millisecond))
+	time.Sleep(2 * time.Second) // the new leader writes; the zombie still believes it leads
+	logBefore := len(zombie.out.String())
+	if err := zombie.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed := time.Now()
+	zombie.waitFor(t, "the zombie standing by", 30*time.Second, func() bool {
+		return zombie.metric(t, "ingestion_fleet_leader") == 0
+	})
+	if zombie.metric(t, "ingestion_kafka_fenced_total") < 1 {
+		t.Fatalf("the zombie's writer was never fenced: the test proves nothing")
+	}
+
+	// Every replica ready again within a session timeout.
+	readyIn := map[string]time.Duration{}
+	for name, r := range map[string]*service{"zombie": zombie, "leader": other} {
+		r.waitFor(t, name+" ready", 6*time.Second+5*time.Second, func() bool {
+			code, _ := r.get(t, "/api/v1/ready")
+			return code == 200
+		})
+		readyIn[name] = time.Since(resumed).Round(time.Millisecond)
+	}
+	held := zombie.metric(t, "ingestion_buffer_records") + zombie.metric(t, "ingestion_inflight_records") + zombie.metric(t, "ingestion_spool_records")
+	after := zombie.out.String()[logBefore:]
+	fencings, perRecord := strings.Count(after, `"event":"This replica's Kafka writer stopped`), strings.Count(after, `"event":"Failed to publish match"`)
+	t.Logf("after SIGCONT: ready in %v; the zombie holds %v matches from its fenced lead; %d fencing line(s), %d per-record failure lines, %d lines at warning or error",
+		readyIn, held, fencings, perRecord, strings.Count(after, `"level":"error"`)+strings.Count(after, `"level":"warning"`))
+	if fencings != 1 || perRecord != 0 {
+		t.Errorf("the fencing logged %d fencing lines and %d per-record lines, want 1 and 0", fencings, perRecord)
+	}
+	if held <= 0 {
+		t.Fatalf("the zombie holds nothing from its fenced lead: the re-lead would prove nothing")
+	}
+
+	// The zombie leads again: the other replica leaves.
+	if code, _ := other.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	waitOneLeader(t, []*service{zombie}, 30*time.Second)
+	zombie.waitFor(t, "the backlog matched and the stream flowing", time.Minute, func() bool {
+		return zombie.metric(t, "ingestion_relay_already_delivered_total") > 0 && zombie.holdsNothing(t)
+	})
+	stream.Stop()
+	zombie.waitFor(t, "everything held delivered", time.Minute, func() bool { return zombie.holdsNothing(t) })
+	passedOver := zombie.metric(t, "ingestion_relay_already_delivered_total")
+	if code, _ := zombie.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	recs := cluster.ReadCommitted(t, topic, 30*time.Second)
+	tl, missing := fleetTally(stream, recs)
+	t.Logf("the zombie passed over %v held matches the topic had; committed topic: %s", passedOver, tl)
+	if tl.missing != 0 || tl.unexpected != 0 {
+		t.Fatalf("tally %s; first missing %v", tl, head(missing))
+	}
+	if tl.duplicates != 0 {
+		t.Fatalf("%d duplicates in the committed topic, want none", tl.duplicates)
 	}
 }

@@ -239,15 +239,16 @@ func (s *Sink) deliveryFailed(r *record, err error) {
 		}
 		return
 	}
-	s.failed.Add(1)
-	s.lastErrNS.Store(time.Now().UnixNano())
-	msg := err.Error()
-	perm := permanent(err)
-	if perm {
-		msg = "permanent, retrying will not help (fix the topic or the broker's settings, or the ACLs): " + msg
+	if s.transactional() && (errors.Is(err, ErrFenced) || isFenced(err)) {
+		// Another replica's writer took over: the fencing is logged once,
+		// with its count, and says nothing of Kafka's health.
+		s.metrics.failed.WithLabelValues("fenced").Inc()
+		if r.done != nil {
+			r.done(r.token, err)
+		}
+		return
 	}
-	s.lastErr.Store(&msg)
-	s.metrics.failed.WithLabelValues(errorClass(err)).Inc()
+	perm := s.countFailure(err)
 	if !errors.Is(err, ErrNotLeader) {
 		if !s.failLog.Allow() {
 			s.failQuiet.Add(1)
@@ -262,6 +263,30 @@ func (s *Sink) deliveryFailed(r *record, err error) {
 	if r.done != nil {
 		r.done(r.token, err)
 	}
+}
+
+// deliveryFailedQuietly counts r as failed, as deliveryFailed does, and
+// tells its owner, without a line of its own: the caller logs the batch.
+func (s *Sink) deliveryFailedQuietly(r *record, err error) {
+	s.countFailure(err)
+	if r.done != nil {
+		r.done(r.token, err)
+	}
+}
+
+// countFailure counts a failed record, and keeps err for readiness. It
+// reports whether err is permanent.
+func (s *Sink) countFailure(err error) bool {
+	s.failed.Add(1)
+	s.lastErrNS.Store(time.Now().UnixNano())
+	msg := err.Error()
+	perm := permanent(err)
+	if perm {
+		msg = "permanent, retrying will not help (fix the topic or the broker's settings, or the ACLs): " + msg
+	}
+	s.lastErr.Store(&msg)
+	s.metrics.failed.WithLabelValues(errorClass(err)).Inc()
+	return perm
 }
 
 // withdrawn reports whether err is this process giving a record up, not
@@ -409,6 +434,14 @@ func (s *Sink) probe(ctx context.Context) {
 	}
 	now := time.Now()
 	lastAck := time.Unix(0, s.lastAckNS.Load())
+	if s.transactional() && !s.Active() {
+		// A standby writes nothing: it is ready if it could lead, and
+		// the brokers answering is Kafka's part of that (its membership
+		// is the fleet check's). What a writer it dropped failed, it no
+		// longer sends.
+		s.markUp()
+		return
+	}
 	if errNS := s.lastErrNS.Load(); errNS != 0 && errNS > s.lastAckNS.Load() {
 		reason := "unknown error"
 		if p := s.lastErr.Load(); p != nil {
@@ -425,6 +458,11 @@ func (s *Sink) probe(ctx context.Context) {
 		s.setDown("waiting for the brokers to hand the producer an ID")
 		return
 	}
+	s.markUp()
+}
+
+// markUp reports the sink ready, logging the end of an outage.
+func (s *Sink) markUp() {
 	s.missingLogged.Store(false)
 	if st := s.state.Status(); !st.Up && s.wasUp.Load() {
 		s.log.Info("Kafka ready again", "down_for", time.Since(st.Since).Round(time.Millisecond).String(), "was", st.Detail)

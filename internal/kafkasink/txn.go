@@ -95,6 +95,9 @@ func (s *Sink) Activate(ctx context.Context, onFenced func()) error {
 	}
 	s.txn.cl = cl
 	s.txn.onFenced = onFenced
+	// What a writer of an earlier lead failed does not make this one
+	// look unhealthy.
+	s.lastErrNS.Store(0)
 	s.log.Info("Writing to Kafka as the fleet's single writer", "transactional_id", s.cfg.TransactionalID)
 	return nil
 }
@@ -187,44 +190,65 @@ func (s *Sink) endLocked(ctx context.Context, again bool) {
 		}
 		if again {
 			if err := cl.BeginTransaction(); err != nil {
-				s.fenced(fmt.Errorf("begin a transaction: %w", err))
+				s.fenced(fmt.Errorf("begin a transaction: %w", err), 0)
 			}
 		}
 		return
 	}
 	cause := errors.Join(flushErr, err)
 	s.metrics.transactions.WithLabelValues("aborted").Inc()
-	failure := fmt.Errorf("transaction not committed: %w", cause)
-	if isFenced(cause) {
-		failure = fmt.Errorf("%w: %w", ErrFenced, cause)
-	}
-	for _, r := range batch {
-		s.deliveryFailed(r, failure)
-	}
 	if err != nil && try == kgo.TryCommit {
 		// The documented way out of a failed commit is an abort.
 		err = cl.EndTransaction(ctx, kgo.TryAbort)
 	}
-	if isFenced(cause) || isFenced(err) {
-		s.fenced(cause)
-		return
-	}
-	if err != nil {
-		s.fenced(fmt.Errorf("abort after a failed commit: %w", err))
-		return
-	}
-	s.log.Warn("Kafka transaction aborted; its records will be sent again", "error", cause, "records", len(batch))
-	if again {
-		if err := cl.BeginTransaction(); err != nil {
-			s.fenced(fmt.Errorf("begin a transaction: %w", err))
+	var stop error // why the writer cannot go on, if it cannot
+	switch {
+	case isFenced(cause) || isFenced(err):
+		stop = cause
+	case err != nil:
+		stop = fmt.Errorf("abort after a failed commit: %w", err)
+	case again:
+		if berr := cl.BeginTransaction(); berr != nil {
+			stop = fmt.Errorf("%w; then begin a transaction: %w", cause, berr)
 		}
 	}
+	failure := fmt.Errorf("transaction not committed: %w", cause)
+	if stop != nil {
+		// The records go back with the writer's end, logged once by
+		// fenced: they are this writer's loss of the lead, not Kafka
+		// refusing them.
+		failure = fmt.Errorf("%w: %w", ErrFenced, cause)
+		for _, r := range batch {
+			s.deliveryFailed(r, failure)
+		}
+		s.fenced(stop, len(batch))
+		return
+	}
+	// The writer goes on: the records are failures (readiness says so),
+	// logged here once rather than a line each.
+	for _, r := range batch {
+		s.deliveryFailedQuietly(r, failure)
+	}
+	s.log.Warn("Kafka transaction aborted; its records will be sent again", "error", cause, "records", len(batch))
 }
 
 // fenced closes the transactional producer after the broker refused it
-// (or it cannot go on), and tells the owner. gate must be held for writing.
-func (s *Sink) fenced(cause error) {
-	s.log.Error("The Kafka transactional producer was fenced or failed; this replica stops writing", "error", cause)
+// (or it cannot go on), and tells the owner. aborted counts the records
+// of the transaction that was refused. It logs the writer's end once,
+// with the records it leaves uncommitted; they go back to their owners
+// failed, each unlogged. gate must be held for writing.
+func (s *Sink) fenced(cause error, aborted int) {
+	buffered := s.txn.cl.BufferedProduceRecords()
+	s.txn.mu.Lock()
+	pending := len(s.txn.pending)
+	s.txn.mu.Unlock()
+	reason := "failed"
+	if isFenced(cause) {
+		reason = "fenced: another replica's writer took over the transactional ID"
+	}
+	s.log.Error("This replica's Kafka writer stopped; it writes no more until it leads again", "reason", reason,
+		"transactional_id", s.cfg.TransactionalID, "uncommitted_records", int64(aborted+pending)+buffered,
+		"aborted_transaction_records", aborted, "error", cause)
 	s.metrics.fenced.Inc()
 	onFenced := s.txn.onFenced
 	s.txn.onFenced = nil

@@ -302,3 +302,42 @@ func takeOver(ctx context.Context, t *testing.T, cluster *kafkatest.Cluster, top
 	}
 	return next
 }
+
+// TestFencedSinkIsReadyAndLogsOnce: a fenced writer's 500 uncommitted
+// records come back failed without a line each; the fencing is one line
+// with the count; and the sink, standing by, reports ready again once the
+// brokers answer (what the dropped writer failed is not Kafka's state).
+func TestFencedSinkIsReadyAndLogsOnce(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	id := "txn-" + topic
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	old, _, logs := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: time.Hour, ProbeInterval: 50 * time.Millisecond})
+	runSink(t, old)
+	fenced := make(chan struct{})
+	if err := old.Activate(ctx, func() { close(fenced) }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the leader ready", 10*time.Second, func() bool { return old.Status().Up })
+	o := newOutcomes()
+	produceRange(t, old, o, 1, 501)
+	if err := old.txn.cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	takeOver(ctx, t, cluster, topic, id)
+	_ = old.Flush(ctx) // the commit is refused
+	<-fenced
+	o.waitFor(t, 500)
+	if ok, failed, _ := o.count(); ok != 0 || failed != 500 {
+		t.Fatalf("%d delivered, %d failed; want 500 failed", ok, failed)
+	}
+	waitFor(t, "the fenced sink, standing by, ready again", 10*time.Second, func() bool { return old.Status().Up })
+	lines := logs.Lines(t, "This replica's Kafka writer stopped; it writes no more until it leads again")
+	if len(lines) != 1 || lines[0]["uncommitted_records"] != float64(500) {
+		t.Fatalf("fencing lines %v, want one counting 500 uncommitted records", lines)
+	}
+	if n := strings.Count(logs.String(), "Failed to publish"); n != 0 {
+		t.Fatalf("%d per-record failure lines for a fencing:\n%s", n, logs.String())
+	}
+}

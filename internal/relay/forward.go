@@ -30,9 +30,12 @@ func (r *Relay) Run(ctx context.Context) error {
 		if r.inFlight() < uint64(len(r.slots)) {
 			it, ok := r.take()
 			if ok {
-				r.send(ctx, it)
+				if !r.passOver(it) {
+					r.send(ctx, it)
+				}
 				continue
 			}
+			r.endSkipping()
 			if r.drained() {
 				r.settle(ctx, r.tickClock(), true)
 				return nil
@@ -115,6 +118,46 @@ func (r *Relay) take() (item, bool) {
 	}
 }
 
+// SkipDelivered makes the relay pass over, rather than send, the matches
+// it holds whose IDs are in delivered: a fleet replica's backlog from an
+// earlier lead (records its fenced writer could not commit, kept in
+// memory or in the spool), which the leader since may well have
+// published. It applies to everything the relay takes, failed deliveries
+// included, until it next finds nothing to take; then it logs how many it
+// passed over and forgets the set. Call it while Run is not running.
+func (r *Relay) SkipDelivered(delivered map[int64]bool) {
+	if len(delivered) == 0 {
+		return
+	}
+	r.skipIDs, r.skipped = delivered, 0
+}
+
+// passOver reports whether it is a match the topic already holds, and if
+// so lets the frontier pass it.
+func (r *Relay) passOver(it item) bool {
+	if !r.skipIDs[it.m.ID] {
+		return false
+	}
+	if it.spooled {
+		r.skip(it.pos)
+	}
+	r.skipped++
+	r.metrics.delivered.Inc()
+	return true
+}
+
+// endSkipping forgets the set of SkipDelivered once the backlog it was
+// for has been taken.
+func (r *Relay) endSkipping() {
+	if r.skipIDs == nil || len(r.retries) > 0 {
+		return
+	}
+	if r.skipped > 0 {
+		r.log.Info("Passed over held matches the topic already holds", "matches", r.skipped)
+	}
+	r.skipIDs, r.skipped = nil, 0
+}
+
 // skip occupies a token for a spool record that will not be produced, so
 // that commits pass it in order.
 func (r *Relay) skip(pos spool.Pos) {
@@ -135,8 +178,12 @@ func (r *Relay) send(ctx context.Context, it item) {
 	tok := r.nextToken
 	s := r.claim(it)
 	if err := r.prod.Produce(ctx, it.m, tok, r.done); err != nil {
-		// Not handed over (shutting down): Close keeps it.
+		// Not handed over: the Producer is closing (Close keeps the
+		// match) or, in a fleet, this replica no longer leads. Retry it
+		// like a failed delivery, or the frontier would wait on it for
+		// ever once the replica leads again.
 		s.state.Store(slotFailed)
+		r.retries = append(r.retries, retry{token: tok, at: time.Now().Add(r.cfg.RetryBackoff)})
 	}
 }
 
@@ -163,6 +210,12 @@ func (r *Relay) settle(ctx context.Context, now time.Time, final bool) {
 			s := &r.slots[rt.token%uint64(len(r.slots))]
 			if now.Before(rt.at) {
 				kept = append(kept, rt)
+				continue
+			}
+			if r.skipIDs[s.m.ID] {
+				s.state.Store(slotAcked) // the topic has it: nothing to retry
+				r.skipped++
+				r.metrics.delivered.Inc()
 				continue
 			}
 			r.metrics.retries.Inc()

@@ -10,9 +10,10 @@ import (
 
 // Metrics are the relay's Prometheus metrics.
 type Metrics struct {
-	retries prometheus.Counter
-	corrupt prometheus.Counter
-	relay   atomic.Pointer[Relay]
+	retries   prometheus.Counter
+	corrupt   prometheus.Counter
+	delivered prometheus.Counter
+	relay     atomic.Pointer[Relay]
 }
 
 // NewMetrics registers the relay's metrics on reg (nil for none). Gauges
@@ -28,6 +29,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ingestion_spool_unreadable_records_total",
 			Help: "Spooled records skipped because they did not decode as a match.",
 		}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ingestion_relay_already_delivered_total",
+			Help: "Held matches passed over, not sent, because the topic already held them (a fleet replica's backlog from an earlier lead that another leader delivered since).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -42,7 +47,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		})
 	}
 	for _, c := range []prometheus.Collector{
-		m.retries, m.corrupt,
+		m.retries, m.corrupt, m.delivered,
 		gauge("ingestion_buffer_records", "Matches waiting in the memory buffer.", func(s Stats) float64 { return float64(s.Memory) }),
 		gauge("ingestion_inflight_records", "Matches handed to the Kafka client and not yet acknowledged.", func(s Stats) float64 { return float64(s.InFlight) }),
 		gauge("ingestion_spool_records", "Matches in the disk spool not yet acknowledged by Kafka.", func(s Stats) float64 { return float64(s.SpoolRecords) }),

@@ -156,6 +156,12 @@ type Relay struct {
 	lastCommit    time.Time
 	oldestNS      atomic.Int64
 
+	// skipIDs, while not nil, are the IDs of held matches not to send:
+	// the topic holds them (see SkipDelivered). skipped counts those
+	// passed over.
+	skipIDs map[int64]bool
+	skipped int
+
 	clock         atomic.Int64 // coarse time, unix nanoseconds; see tickClock
 	inFlightCount atomic.Int64
 	state         *health.State

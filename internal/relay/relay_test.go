@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -569,4 +570,85 @@ func TestRetriesAreLoggedInBulk(t *testing.T) {
 	if total != 200 || len(lines) > 20 {
 		t.Fatalf("%d lines counting %v retries, want a few lines counting all 200", len(lines), total)
 	}
+}
+
+// failHeld fails what the producer holds, as a fenced writer's client
+// does, and goes on producing.
+func (p *producer) failHeld() {
+	p.mu.Lock()
+	held := p.pending
+	p.pending, p.hold = nil, false
+	p.mu.Unlock()
+	for _, r := range held {
+		r.done(r.token, errors.New("fenced"))
+	}
+}
+
+// TestSkipDeliveredPassesOverWhatTheTopicHolds: a backlog kept from an
+// earlier lead (failed in flight, in memory, in the spool) is matched
+// against what the topic holds when the relay runs again: only the
+// matches the topic lacks are sent, and the spool is committed past the
+// others.
+func TestSkipDeliveredPassesOverWhatTheTopicHolds(t *testing.T) {
+	dir := t.TempDir()
+	p := newProducer()
+	p.setHold(true)
+	sp := openSpool(t, dir, 0)
+	run := start(t, Config{Mode: Overflow, MaxRecords: 20, MaxInFlight: 10, RetryBackoff: time.Millisecond}, p, sp)
+	put(t, run.r, 1, 100)
+	waitStats(t, run.r, "ten in flight", func(s Stats) bool { return s.InFlight == 10 })
+	if st := run.r.Stats(); st.SpoolRecords == 0 {
+		t.Fatalf("nothing spooled (%+v): the test would not cover the spool", st)
+	}
+	run.stop(t)
+	p.failHeld() // the writer is fenced; the ten come back failed
+
+	inTopic := map[int64]bool{}
+	for id := int64(1); id <= 100; id += 2 {
+		inTopic[id] = true // another leader delivered the odd ones
+	}
+	run.r.SkipDelivered(inTopic)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.r.Run(ctx) }()
+	p.waitFor(t, 50)
+	waitStats(t, run.r, "the backlog settled", func(s Stats) bool { return s.InFlight == 0 && s.Memory == 0 && s.SpoolRecords == 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := p.ids()
+	slices.Sort(got)
+	var want []int64
+	for id := int64(2); id <= 100; id += 2 {
+		want = append(want, id)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("sent %v, want only the even IDs the topic lacks", got)
+	}
+	if n := testutil.ToFloat64(run.r.metrics.delivered); n != 50 {
+		t.Fatalf("ingestion_relay_already_delivered_total = %v, want 50", n)
+	}
+	if run.r.skipIDs != nil {
+		t.Fatalf("the set is kept after the backlog was taken")
+	}
+}
+
+// TestRefusedProduceIsRetried: a Producer that refuses matches outright
+// (a fleet replica's sink while it does not lead) gets them again once it
+// takes them; none is left failed with the frontier waiting on it.
+func TestRefusedProduceIsRetried(t *testing.T) {
+	p := newProducer()
+	p.mu.Lock()
+	p.closed = true // Produce returns an error
+	p.mu.Unlock()
+	run := start(t, Config{Mode: Memory, MaxInFlight: 4, RetryBackoff: 5 * time.Millisecond}, p, nil)
+	put(t, run.r, 1, 10)
+	waitStats(t, run.r, "four refused in flight", func(s Stats) bool { return s.InFlight == 4 })
+	time.Sleep(20 * time.Millisecond)
+	p.mu.Lock()
+	p.closed = false
+	p.mu.Unlock()
+	p.waitFor(t, 10)
+	waitStats(t, run.r, "nothing held", func(s Stats) bool { return s.InFlight == 0 && s.Memory == 0 })
 }
