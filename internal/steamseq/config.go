@@ -154,9 +154,9 @@ func (c Config) check() error {
 	for i, k := range c.Keys {
 		switch {
 		case k == "":
-			return fmt.Errorf("Steam API key %d of %d is empty", i+1, len(c.Keys))
+			return fmt.Errorf("key %d of %d for the Steam API is empty", i+1, len(c.Keys))
 		case seen[k]:
-			return fmt.Errorf("Steam API key %d of %d repeats an earlier one", i+1, len(c.Keys))
+			return fmt.Errorf("key %d of %d for the Steam API repeats an earlier one", i+1, len(c.Keys))
 		}
 		seen[k] = true
 	}
