@@ -430,16 +430,7 @@ func fakeIDAt(fake *steamfake.Server, seq int64) int64 {
 func TestSteamSequenceRefusesAForeignTopic(t *testing.T) {
 	cluster := kafkatest.Start(t)
 	topic := cluster.Topic(t, 3)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.Brokers...), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("42"), Value: []byte(`{"match_id":42}`)}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produceAs(t, cluster, topic, &kgo.Record{Key: []byte("42"), Value: []byte(`{"match_id":42}`)})
 	fake, url := steamfake.Start(t, steamfake.Options{Count: 300})
 	env := steamEnv(cluster, topic, url, 0, filepath.Join(t.TempDir(), "spool"), "0")
 	delete(env, "STEAM_START_SEQ_NUM")
@@ -482,13 +473,6 @@ func TestSteamSequenceResumesPastAPoisonedTopic(t *testing.T) {
 	topic := cluster.Topic(t, 3)
 	fake, url := steamfake.Start(t, steamfake.Options{Count: 600, Compact: true})
 	ms := fake.Matches()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.Brokers...), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	record := func(m match.Match) *kgo.Record {
 		key := strconv.FormatInt(m.ID, 10)
 		return &kgo.Record{Key: []byte(key), Value: []byte(`{"match_id":` + key + `}`), Headers: []kgo.RecordHeader{
@@ -501,9 +485,7 @@ func TestSteamSequenceResumesPastAPoisonedTopic(t *testing.T) {
 	}
 	earlier = append(earlier, record(match.Match{ID: 9_000_000_001, SeqNum: 1<<63 - 1, StartTime: 1}),
 		record(match.Match{ID: 9_000_000_002, SeqNum: 1_000_000_000_000_000, StartTime: 1}))
-	if err := cl.ProduceSync(ctx, earlier...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produceAs(t, cluster, topic, earlier...)
 
 	env := steamEnv(cluster, topic, url, ms[0].SeqNum, filepath.Join(t.TempDir(), "spool"), "0")
 	env["STEAM_RESCAN_BEHIND"] = "0" // the rescan is another test's subject
@@ -530,5 +512,21 @@ func TestSteamSequenceResumesPastAPoisonedTopic(t *testing.T) {
 	t.Logf("tally: %s", tl)
 	if tl.missing != 0 || tl.duplicates != 0 || tl.wrong != 2 {
 		t.Fatalf("tally: %s; want every match once, and only the 2 bogus records wrong", tl)
+	}
+}
+
+// produceAs writes recs to topic as another program (or an earlier
+// version) would, and waits for them.
+func produceAs(t *testing.T, cluster *kafkatest.Cluster, topic string, recs ...*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.Brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
 }
