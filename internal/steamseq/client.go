@@ -78,9 +78,7 @@ func (s *Scanner) get(ctx context.Context, k *apiKey, name, path string, params 
 	if resp.StatusCode == http.StatusOK && resp.ContentLength > maxBodyBytes {
 		return nil, s.badResponse(name, fmt.Errorf("answer of %d bytes declared, larger than %d", resp.ContentLength, maxBodyBytes))
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(resp.ContentLength, 64<<10), maxBodyBytes+1)))
-	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxBodyBytes+1))
-	body := buf.Bytes()
+	body, err := readBounded(resp.Body, resp.ContentLength, maxBodyBytes+1)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -273,4 +271,30 @@ func excerpt(b []byte, n int) string {
 		return string(b)
 	}
 	return string(b[:n]) + "…"
+}
+
+// readBounded reads r to its end, or to limit bytes, into a buffer sized
+// by the declared length (when known) that grows by doubling but never
+// past limit: an answer that does not say how long it is, or says it
+// wrongly, costs at most limit bytes, not the next power of two.
+func readBounded(r io.Reader, declared, limit int64) ([]byte, error) {
+	buf := make([]byte, 0, min(max(declared, 64<<10), limit))
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) >= limit {
+				return buf, nil
+			}
+			grown := make([]byte, len(buf), min(2*int64(cap(buf)), limit))
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }

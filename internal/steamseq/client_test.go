@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -348,3 +349,29 @@ func TestHugeAnswerIsRefusedWithinBounds(t *testing.T) {
 		}
 	}
 }
+
+func TestReadBounded(t *testing.T) {
+	const limit = 1 << 20
+	for _, tt := range []struct {
+		name           string
+		size, declared int64
+		want           int64
+	}{
+		{"undeclared, small", 100 << 10, -1, 100 << 10},
+		{"declared", 300 << 10, 300 << 10, 300 << 10},
+		{"declared too short", 700 << 10, 10, 700 << 10},
+		{"at the limit", limit, -1, limit},
+		{"past the limit, undeclared", 5 * limit, -1, limit},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body, err := readBounded(io.LimitReader(zeros{}, tt.size), tt.declared, limit)
+			if err != nil || int64(len(body)) != tt.want || cap(body) > limit {
+				t.Fatalf("read %d bytes (capacity %d), %v; want %d within a capacity of %d", len(body), cap(body), err, tt.want, limit)
+			}
+		})
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
