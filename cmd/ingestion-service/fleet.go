@@ -198,7 +198,8 @@ const backlogPerPartition = 1 << 16
 // loss.
 func (c *fleetController) matchBacklog(ctx context.Context) {
 	st := c.relay.rl.Stats()
-	if st.Oldest.IsZero() || int64(st.Memory)+st.InFlight+st.SpoolRecords == 0 {
+	held := int64(st.Memory) + st.InFlight + st.SpoolRecords
+	if st.Oldest.IsZero() || held == 0 {
 		return
 	}
 	readCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -209,7 +210,7 @@ func (c *fleetController) matchBacklog(ctx context.Context) {
 		return
 	}
 	c.log.Info("Matching the backlog from an earlier lead against the topic",
-		"held", int64(st.Memory)+st.InFlight+st.SpoolRecords, "oldest", st.Oldest.UTC().Format(time.RFC3339), "ids_read", len(delivered))
+		"held", held, "oldest", st.Oldest.UTC().Format(time.RFC3339), "ids_read", len(delivered))
 	c.relay.rl.SkipDelivered(delivered)
 }
 

@@ -222,9 +222,7 @@ func (s *Sink) delivered(r *record) {
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("Published match", "match_id", string(r.Key), "partition", r.Partition, "offset", r.Offset)
 	}
-	if r.done != nil {
-		r.done(r.token, nil)
-	}
+	r.tell(nil)
 }
 
 // deliveryFailed counts and logs r as failed and tells its owner. A record
@@ -234,18 +232,14 @@ func (s *Sink) delivered(r *record) {
 // reports it lost.
 func (s *Sink) deliveryFailed(r *record, err error) {
 	if s.closed.Load() || withdrawn(err) {
-		if r.done != nil {
-			r.done(r.token, err)
-		}
+		r.tell(err)
 		return
 	}
 	if s.transactional() && (errors.Is(err, ErrFenced) || isFenced(err)) {
 		// Another replica's writer took over: the fencing is logged once,
 		// with its count, and says nothing of Kafka's health.
 		s.metrics.failed.WithLabelValues("fenced").Inc()
-		if r.done != nil {
-			r.done(r.token, err)
-		}
+		r.tell(err)
 		return
 	}
 	perm := s.countFailure(err)
@@ -260,15 +254,18 @@ func (s *Sink) deliveryFailed(r *record, err error) {
 			s.log.Error("Failed to publish match", attrs...)
 		}
 	}
-	if r.done != nil {
-		r.done(r.token, err)
-	}
+	r.tell(err)
 }
 
 // deliveryFailedQuietly counts r as failed, as deliveryFailed does, and
 // tells its owner, without a line of its own: the caller logs the batch.
 func (s *Sink) deliveryFailedQuietly(r *record, err error) {
 	s.countFailure(err)
+	r.tell(err)
+}
+
+// tell gives r's owner its outcome, if it asked for it.
+func (r *record) tell(err error) {
 	if r.done != nil {
 		r.done(r.token, err)
 	}

@@ -212,12 +212,11 @@ func (s *Sink) endLocked(ctx context.Context, again bool) {
 			stop = fmt.Errorf("%w; then begin a transaction: %w", cause, berr)
 		}
 	}
-	failure := fmt.Errorf("transaction not committed: %w", cause)
 	if stop != nil {
 		// The records go back with the writer's end, logged once by
 		// fenced: they are this writer's loss of the lead, not Kafka
 		// refusing them.
-		failure = fmt.Errorf("%w: %w", ErrFenced, cause)
+		failure := fmt.Errorf("%w: %w", ErrFenced, cause)
 		for _, r := range batch {
 			s.deliveryFailed(r, failure)
 		}
@@ -226,6 +225,7 @@ func (s *Sink) endLocked(ctx context.Context, again bool) {
 	}
 	// The writer goes on: the records are failures (readiness says so),
 	// logged here once rather than a line each.
+	failure := fmt.Errorf("transaction not committed: %w", cause)
 	for _, r := range batch {
 		s.deliveryFailedQuietly(r, failure)
 	}

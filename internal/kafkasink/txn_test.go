@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/dota-data/ingestion-service/internal/kafkatest"
+	"github.com/dota-data/ingestion-service/internal/logtest"
 	"github.com/dota-data/ingestion-service/internal/match"
 )
 
@@ -282,13 +283,20 @@ func TestLeaderLogsNoClientChatter(t *testing.T) {
 // when it learns it was fenced.
 func leadingSink(ctx context.Context, t *testing.T, cluster *kafkatest.Cluster, topic, id string) (*Sink, chan struct{}) {
 	t.Helper()
-	s, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: time.Hour})
+	s, fenced, _ := leadingSinkWith(ctx, t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: time.Hour})
+	return s, fenced
+}
+
+// leadingSinkWith is leadingSink for cfg, and returns the sink's logs too.
+func leadingSinkWith(ctx context.Context, t *testing.T, cfg Config) (*Sink, chan struct{}, *logtest.Buffer) {
+	t.Helper()
+	s, _, logs := newSink(t, cfg)
 	runSink(t, s)
 	fenced := make(chan struct{})
 	if err := s.Activate(ctx, func() { close(fenced) }); err != nil {
 		t.Fatal(err)
 	}
-	return s, fenced
+	return s, fenced, logs
 }
 
 // takeOver starts and activates a second sink with id, committing every
@@ -313,12 +321,7 @@ func TestFencedSinkIsReadyAndLogsOnce(t *testing.T) {
 	id := "txn-" + topic
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	old, _, logs := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: time.Hour, ProbeInterval: 50 * time.Millisecond})
-	runSink(t, old)
-	fenced := make(chan struct{})
-	if err := old.Activate(ctx, func() { close(fenced) }); err != nil {
-		t.Fatal(err)
-	}
+	old, fenced, logs := leadingSinkWith(ctx, t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: id, CommitInterval: time.Hour, ProbeInterval: 50 * time.Millisecond})
 	waitFor(t, "the leader ready", 10*time.Second, func() bool { return old.Status().Up })
 	o := newOutcomes()
 	produceRange(t, old, o, 1, 501)
