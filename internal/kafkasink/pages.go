@@ -1,0 +1,244 @@
+package kafkasink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// PageConfig configures a PageWriter.
+type PageConfig struct {
+	// Kafka gives the brokers, security, compression and batching, and the
+	// default topic of records that name none.
+	Kafka Config
+	// TransactionalID identifies the single writer: a PageWriter that
+	// starts with it fences any other.
+	TransactionalID string
+	// CursorTopic is the compacted topic of cursors, created (one
+	// partition, cleanup.policy=compact) if it does not exist.
+	CursorTopic string
+	// CursorKey keys this source's cursor records.
+	CursorKey string
+}
+
+// ErrPageNotCommitted is returned by Commit when the page's transaction
+// was aborted: none of its records is visible to a consumer of committed
+// data, and the source must be read again from the last committed cursor.
+var ErrPageNotCommitted = errors.New("kafka page writer: the page's transaction was not committed")
+
+// PageWriter writes a replayable source's output in Kafka transactions:
+// the records of a page, to any topics, and a cursor record that says
+// where the source stands after it, committed together. It is the
+// offsets-topic pattern of Kafka Connect's exactly-once sources (KIP-618):
+// a consumer reading committed data sees each record once, and a source
+// that starts again resumes from the cursor of the last committed page,
+// so what an aborted transaction held is read from the source again and
+// nothing needs a spool. A PageWriter is for one goroutine at a time.
+type PageWriter struct {
+	cfg PageConfig
+	cl  *kgo.Client
+	log *slog.Logger
+
+	mu      sync.Mutex
+	open    bool  // a transaction is open
+	failed  error // the first record of the open transaction that failed
+	records int   // records in the open transaction
+}
+
+// NewPageWriter starts the transactional producer (fencing any other
+// writer with cfg.TransactionalID: the brokers abort its open transaction
+// and refuse what it sends next), makes sure the cursor topic exists, and
+// returns the writer with the last committed cursor value for
+// cfg.CursorKey, nil if there is none.
+func NewPageWriter(ctx context.Context, cfg PageConfig, log *slog.Logger) (*PageWriter, []byte, error) {
+	if cfg.TransactionalID == "" || cfg.CursorTopic == "" || cfg.CursorKey == "" {
+		return nil, nil, errors.New("kafka page writer: TransactionalID, CursorTopic and CursorKey are required")
+	}
+	kcfg := cfg.Kafka.withDefaults()
+	opts, err := kcfg.clientOpts()
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka page writer: %w", err)
+	}
+	opts = append(opts,
+		kgo.WithLogger(ClientLogger(log.With("client", "franz-go"))),
+		kgo.TransactionalID(cfg.TransactionalID),
+		kgo.TransactionTimeout(time.Minute),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka page writer: new client: %w", err)
+	}
+	w := &PageWriter{cfg: cfg, cl: cl, log: log}
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		cl.Close()
+		return nil, nil, fmt.Errorf("kafka page writer: start the transactional producer %q: %w", cfg.TransactionalID, err)
+	}
+	if err := w.ensureCursorTopic(ctx); err != nil {
+		cl.Close()
+		return nil, nil, err
+	}
+	cursor, err := w.lastCursor(ctx)
+	if err != nil {
+		cl.Close()
+		return nil, nil, err
+	}
+	return w, cursor, nil
+}
+
+// ensureCursorTopic creates the cursor topic, compacted, unless it exists.
+func (w *PageWriter) ensureCursorTopic(ctx context.Context) error {
+	compact := "compact"
+	_, err := kadm.NewClient(w.cl).CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, w.cfg.CursorTopic)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("kafka page writer: create the cursor topic %s: %w", w.cfg.CursorTopic, err)
+	}
+	return nil
+}
+
+// lastCursor reads the cursor topic as a consumer of committed data, to
+// its last stable offset, and returns the last value for the key.
+func (w *PageWriter) lastCursor(ctx context.Context) ([]byte, error) {
+	adm := kadm.NewClient(w.cl)
+	ends, err := adm.ListCommittedOffsets(ctx, w.cfg.CursorTopic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka page writer: end of the cursor topic %s: %w", w.cfg.CursorTopic, err)
+	}
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	if len(left) == 0 {
+		return nil, nil
+	}
+	kcfg := w.cfg.Kafka.withDefaults()
+	sec, err := kcfg.Security.Opts()
+	if err != nil {
+		return nil, err
+	}
+	rd, err := kgo.NewClient(append(append([]kgo.Opt{
+		kgo.SeedBrokers(kcfg.Brokers...),
+		kgo.ConsumeTopics(w.cfg.CursorTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), // a marker may end the partition
+	}, sec...), kcfg.ExtraOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka page writer: cursor reader: %w", err)
+	}
+	defer rd.Close()
+	var last []byte
+	for len(left) > 0 {
+		fetches := rd.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("kafka page writer: read the cursor topic %s: %w", w.cfg.CursorTopic, err)
+		}
+		var ferr error
+		fetches.EachError(func(_ string, _ int32, err error) { ferr = errors.Join(ferr, err) })
+		if ferr != nil {
+			return nil, fmt.Errorf("kafka page writer: read the cursor topic %s: %w", w.cfg.CursorTopic, ferr)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() && string(r.Key) == w.cfg.CursorKey {
+				last = r.Value
+			}
+			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
+				delete(left, r.Partition)
+			}
+		})
+	}
+	return last, nil
+}
+
+// Add hands r to the page's transaction, opening one if none is open. It
+// returns once r is buffered; Commit says whether it was written.
+func (w *PageWriter) Add(ctx context.Context, r *kgo.Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.beginLocked(); err != nil {
+		return err
+	}
+	w.records++
+	w.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+		if err != nil {
+			w.mu.Lock()
+			if w.failed == nil {
+				w.failed = err
+			}
+			w.mu.Unlock()
+		}
+	})
+	return nil
+}
+
+func (w *PageWriter) beginLocked() error {
+	if w.open {
+		return nil
+	}
+	if err := w.cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("kafka page writer: begin a transaction: %w", err)
+	}
+	w.open, w.failed, w.records = true, nil, 0
+	return nil
+}
+
+// Commit ends the page: it adds the cursor record and commits the
+// transaction. On any failure it aborts, and returns an error that wraps
+// ErrPageNotCommitted, and ErrFenced if another writer has taken over
+// (this one can then write no more).
+func (w *PageWriter) Commit(ctx context.Context, cursor []byte) error {
+	w.mu.Lock()
+	if err := w.beginLocked(); err != nil {
+		w.mu.Unlock()
+		return err
+	}
+	w.mu.Unlock()
+	if err := w.Add(ctx, &kgo.Record{Topic: w.cfg.CursorTopic, Key: []byte(w.cfg.CursorKey), Value: cursor}); err != nil {
+		return err
+	}
+	ferr := w.cl.Flush(ctx)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cause := errors.Join(ferr, w.failed)
+	try := kgo.TryCommit
+	if cause != nil {
+		try = kgo.TryAbort
+	}
+	err := w.cl.EndTransaction(ctx, try)
+	w.open = false
+	if err == nil && cause == nil {
+		return nil
+	}
+	if err != nil && try == kgo.TryCommit {
+		err = errors.Join(err, w.cl.EndTransaction(ctx, kgo.TryAbort))
+	}
+	cause = errors.Join(cause, err)
+	if isFenced(cause) {
+		return fmt.Errorf("%w: %w: %w", ErrPageNotCommitted, ErrFenced, cause)
+	}
+	return fmt.Errorf("%w: %w", ErrPageNotCommitted, cause)
+}
+
+// Close aborts a transaction left open and closes the producer.
+func (w *PageWriter) Close(ctx context.Context) {
+	w.mu.Lock()
+	open := w.open
+	w.open = false
+	w.mu.Unlock()
+	if open {
+		_ = w.cl.AbortBufferedRecords(ctx)
+		_ = w.cl.EndTransaction(ctx, kgo.TryAbort)
+	}
+	w.cl.Close()
+}

@@ -1,0 +1,142 @@
+package kafkasink
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dota-data/ingestion-service/internal/kafkatest"
+)
+
+func pageWriter(ctx context.Context, t *testing.T, cluster *kafkatest.Cluster, topic, cursors string) (*PageWriter, []byte) {
+	t.Helper()
+	w, cursor, err := NewPageWriter(ctx, PageConfig{
+		Kafka:           Config{Brokers: cluster.Brokers, Topic: topic, ExtraOpts: cluster.Opts},
+		TransactionalID: "pages-" + topic,
+		CursorTopic:     cursors,
+		CursorKey:       "scan",
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(context.Background()) })
+	return w, cursor
+}
+
+// page adds ids to the writer's default topic and to other, then commits
+// cursor.
+func page(ctx context.Context, t *testing.T, w *PageWriter, other string, ids []int64, cursor string) error {
+	t.Helper()
+	for _, id := range ids {
+		k := []byte(strconv.FormatInt(id, 10))
+		if err := w.Add(ctx, &kgo.Record{Key: k, Value: k}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Add(ctx, &kgo.Record{Topic: other, Key: k, Value: []byte("object " + string(k))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w.Commit(ctx, []byte(cursor))
+}
+
+func committedKeys(t *testing.T, cluster *kafkatest.Cluster, topic string) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for _, r := range cluster.ReadCommitted(t, topic, 30*time.Second) {
+		got[string(r.Key)]++
+	}
+	return got
+}
+
+// TestPageWriterCommitsPagesWithTheirCursor: two pages land in both
+// topics with the cursor, all visible to a committed read; a page left
+// open when its writer stops is not, and the next writer starts from the
+// last committed cursor.
+func TestPageWriterCommitsPagesWithTheirCursor(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	ids, objects := cluster.Topic(t, 3), cluster.Topic(t, 3)
+	cursors := "cursors-" + ids
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	w, cursor := pageWriter(ctx, t, cluster, ids, cursors)
+	if cursor != nil {
+		t.Fatalf("a new cursor topic holds %q", cursor)
+	}
+	if err := page(ctx, t, w, objects, []int64{1, 2, 3}, "after 3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := page(ctx, t, w, objects, []int64{4, 5}, "after 5"); err != nil {
+		t.Fatal(err)
+	}
+	// A third page, never committed: its writer stops (a crash).
+	for _, id := range []int64{6, 7} {
+		k := []byte(strconv.FormatInt(id, 10))
+		if err := w.Add(ctx, &kgo.Record{Key: k, Value: k}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Close(ctx)
+
+	next, cursor := pageWriter(ctx, t, cluster, ids, cursors)
+	if string(cursor) != "after 5" {
+		t.Fatalf("the next writer resumes from %q, want the last committed cursor", cursor)
+	}
+	_ = next
+	for _, topic := range []string{ids, objects} {
+		got := committedKeys(t, cluster, topic)
+		if len(got) != 5 || got["6"] != 0 || got["7"] != 0 {
+			t.Fatalf("%s: committed keys %v, want 1 to 5 once each", topic, got)
+		}
+		for k, n := range got {
+			if n != 1 {
+				t.Fatalf("%s: key %s read %d times", topic, k, n)
+			}
+		}
+	}
+}
+
+// TestPageWriterIsFenced: a second writer with the same transactional ID
+// fences the first; the first's open page is not committed, and Commit
+// says so with ErrFenced.
+func TestPageWriterIsFenced(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	ids, objects := cluster.Topic(t, 1), cluster.Topic(t, 1)
+	cursors := "cursors-" + ids
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	old, _ := pageWriter(ctx, t, cluster, ids, cursors)
+	if err := page(ctx, t, old, objects, []int64{1}, "after 1"); err != nil {
+		t.Fatal(err)
+	}
+	k := []byte("2")
+	if err := old.Add(ctx, &kgo.Record{Key: k, Value: k}); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next, cursor := pageWriter(ctx, t, cluster, ids, cursors)
+	if string(cursor) != "after 1" {
+		t.Fatalf("the new writer starts from %q", cursor)
+	}
+	err := old.Commit(ctx, []byte("after 2"))
+	if !errors.Is(err, ErrPageNotCommitted) {
+		t.Fatalf("the fenced writer's Commit = %v, want ErrPageNotCommitted", err)
+	}
+	t.Logf("the fenced writer's Commit: %v (fenced: %v)", err, errors.Is(err, ErrFenced))
+	if err := page(ctx, t, next, objects, []int64{3}, "after 3"); err != nil {
+		t.Fatal(err)
+	}
+	if got := committedKeys(t, cluster, ids); len(got) != 2 || got["1"] != 1 || got["3"] != 1 {
+		t.Fatalf("committed keys %v, want 1 and 3: the fenced page must not show", got)
+	}
+}
