@@ -48,28 +48,39 @@ func (s *Scanner) runRescan(ctx, hctx context.Context, h Handler) error {
 			continue
 		}
 		if c.hidden {
-			s.setRescan(min(c.next-1, limit))
-			continue
-		}
-		reached := len(entries) == 0
-		for _, e := range entries {
-			if e.m.SeqNum > limit {
-				reached = true
-				break
-			}
-			if err := s.rescanned(hctx, h, e); err != nil {
+			if err := s.page(hctx, h, func() error { s.setRescan(min(c.next-1, limit)); return nil }); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				return fmt.Errorf("steam scanner: rescan: %w", err)
 			}
-			c.next = e.m.SeqNum + 1
+			continue
 		}
-		if reached {
-			// Nothing more is listed up to the limit: the range is read.
-			c.next = limit + 1
-			c.window = 0
-			s.setRescan(limit)
+		err := s.page(hctx, h, func() error {
+			reached := len(entries) == 0
+			for _, e := range entries {
+				if e.m.SeqNum > limit {
+					reached = true
+					break
+				}
+				if err := s.rescanned(hctx, h, e); err != nil {
+					return err
+				}
+				c.next = e.m.SeqNum + 1
+			}
+			if reached {
+				// Nothing more is listed up to the limit: the range is read.
+				c.next = limit + 1
+				c.window = 0
+				s.setRescan(limit)
+			}
+			return nil
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("steam scanner: rescan: %w", err)
 		}
 		s.pruneDelivered(s.RescanPosition())
 		s.state.Set(true, s.detail())
@@ -88,7 +99,7 @@ func (s *Scanner) rescanned(ctx context.Context, h Handler, e entry) error {
 		} else {
 			m := e.m
 			m.RescanSeq = seq
-			if err := h.Match(ctx, m); err != nil {
+			if err := s.hand(ctx, h, m, e.raw); err != nil {
 				return fmt.Errorf("handler refused match %d (seq %d): %w", m.ID, seq, err)
 			}
 			s.addDelivered(seq)

@@ -58,6 +58,28 @@ type Handler interface {
 	Reject(ctx context.Context, reason match.Reason, item []byte)
 }
 
+// PageHandler is a Handler that writes what the scanner finds a page at a
+// time, each page with the cursor after it (in one Kafka transaction, so
+// that a page and the position past it land together or not at all).
+// The scanner hands it each match with its object's bytes exactly as
+// Steam sent them, then ends the page; pages of the two cursors never
+// interleave. An error from either makes Run return, and the scan must
+// start again from the last cursor the handler wrote.
+type PageHandler interface {
+	Handler
+	// MatchObject is Match with the match object as Steam served it.
+	MatchObject(ctx context.Context, m match.Match, object []byte) error
+	// EndPage ends a page: at is where both cursors stand after it.
+	EndPage(ctx context.Context, at Cursor) error
+}
+
+// Cursor is where a scan stands: each cursor has handled every seq up to
+// and including its position.
+type Cursor struct {
+	Primary int64 `json:"primary"`
+	Rescan  int64 `json:"rescan"`
+}
+
 // Resume is where an earlier scan stopped.
 type Resume struct {
 	// Found reports that an earlier scan delivered matches; the other
@@ -120,6 +142,8 @@ type Scanner struct {
 	progress  chan struct{}  // closed and replaced when the primary cursor moves
 	bogus     map[int64]bool // implausible seqs seen
 	bogusNew  []entry        // implausible entries not yet reported
+
+	pageMu sync.Mutex // held while a page goes to a PageHandler
 }
 
 // mark says that the primary cursor was at seq at time at.
@@ -366,15 +390,20 @@ func (s *Scanner) runPrimary(ctx, hctx context.Context, h Handler, next int64, f
 		if !ok {
 			continue
 		}
+		var err error
 		if c.hidden {
-			s.setPosition(c.next - 1)
-			continue
+			err = s.page(hctx, h, func() error { s.setPosition(c.next - 1); return nil })
+		} else {
+			err = s.page(hctx, h, func() error { return s.handOn(hctx, h, entries) })
 		}
-		if err := s.handOn(hctx, h, entries); err != nil {
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("steam scanner: %w", err)
+		}
+		if c.hidden {
+			continue
 		}
 		if len(entries) > 0 {
 			c.next = entries[len(entries)-1].m.SeqNum + 1
@@ -408,13 +437,40 @@ func (s *Scanner) handOn(ctx context.Context, h Handler, entries []entry) error 
 			if s.cfg.RescanBehind >= 0 {
 				m.RescanSeq = s.RescanPosition()
 			}
-			if err := h.Match(ctx, m); err != nil {
+			if err := s.hand(ctx, h, m, e.raw); err != nil {
 				return fmt.Errorf("handler refused match %d (seq %d): %w", e.m.ID, e.m.SeqNum, err)
 			}
 			s.metrics.matches.Inc()
 			s.addDelivered(e.m.SeqNum)
 		}
 		s.setPosition(e.m.SeqNum)
+	}
+	return nil
+}
+
+// hand gives m to h, with its object if h takes pages.
+func (s *Scanner) hand(ctx context.Context, h Handler, m match.Match, object []byte) error {
+	if ph, ok := h.(PageHandler); ok {
+		return ph.MatchObject(ctx, m, object)
+	}
+	return h.Match(ctx, m)
+}
+
+// page runs handle, which hands on one page, and ends the page for a
+// PageHandler with where the cursors then stand. Pages of the two cursors
+// do not interleave.
+func (s *Scanner) page(ctx context.Context, h Handler, handle func() error) error {
+	ph, ok := h.(PageHandler)
+	if !ok {
+		return handle()
+	}
+	s.pageMu.Lock()
+	defer s.pageMu.Unlock()
+	if err := handle(); err != nil {
+		return err
+	}
+	if err := ph.EndPage(ctx, Cursor{Primary: s.Position(), Rescan: s.RescanPosition()}); err != nil {
+		return fmt.Errorf("end the page: %w", err)
 	}
 	return nil
 }
