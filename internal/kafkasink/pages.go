@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dota-data/ingestion-service/internal/match"
 )
 
 // PageConfig configures a PageWriter.
@@ -241,4 +243,28 @@ func (w *PageWriter) Close(ctx context.Context) {
 		_ = w.cl.EndTransaction(ctx, kgo.TryAbort)
 	}
 	w.cl.Close()
+}
+
+// IDRecord returns the record Produce writes for m: key the decimal
+// match ID, value exactly {"match_id":N}, and m's sequence headers. Its
+// topic is empty: the client's default topic.
+func IDRecord(m match.Match) *kgo.Record {
+	b := m.AppendKey(make([]byte, 0, 48))
+	k := len(b)
+	b = m.AppendValue(b)
+	r := &kgo.Record{Key: b[:k:k], Value: b[k:]}
+	if m.SeqNum != 0 || m.StartTime != 0 || m.RescanSeq != 0 {
+		r.Headers = headers(m)
+	}
+	return r
+}
+
+// ObjectRecord returns the record of m's whole match object in topic: the
+// key and headers of IDRecord, the value the object's bytes as given (not
+// decoded and encoded again: some of its integers do not survive a
+// float64).
+func ObjectRecord(topic string, m match.Match, object []byte) *kgo.Record {
+	r := IDRecord(m)
+	r.Topic, r.Value = topic, object
+	return r
 }
