@@ -69,6 +69,8 @@ type Config struct {
 	Steam steamseq.Config
 	// Kafka configures the Kafka sink.
 	Kafka kafkasink.Config
+	// SteamTopics names the Steam scanner's other topics.
+	SteamTopics SteamTopics
 	// Relay configures buffering between the stream and Kafka.
 	Relay relay.Config
 	// Spool configures the disk spool (unused in memory mode).
@@ -108,6 +110,15 @@ type Fleet struct {
 
 // Enabled reports whether the service runs as one replica of a fleet.
 func (f Fleet) Enabled() bool { return f.Group != "" }
+
+// SteamTopics are the topics a steam-sequence scan writes besides
+// KAFKA_PUBLISH_TOPIC, in the same transactions.
+type SteamTopics struct {
+	// Matches receives each match's whole object; empty writes none.
+	Matches string
+	// Cursor is the compacted topic of the scanner's committed positions.
+	Cursor string
+}
 
 // API configures the HTTP server.
 type API struct {
@@ -212,6 +223,8 @@ var Vars = []Var{
 	{Name: "OPENDOTA_LOGS_IDLE_TIMEOUT", Default: "5m", Help: "a log stream silent this long is reconnected"},
 	{Name: "STEAM_API_URL", Default: steamseq.DefaultBaseURL, Help: "Steam Web API base URL (SOURCE=steam-sequence)"},
 	{Name: "STEAM_API_KEY", Help: "Steam Web API key, or several separated by commas (each is paced on its own), required with SOURCE=steam-sequence; never logged", Secret: true},
+	{Name: "STEAM_MATCHES_TOPIC", Help: "topic that receives each match's whole object as Steam served it, in the same transactions as KAFKA_PUBLISH_TOPIC (SOURCE=steam-sequence); empty writes none"},
+	{Name: "STEAM_CURSOR_TOPIC", Help: "compacted topic of the scanner's committed positions, written in each page's transaction (SOURCE=steam-sequence); empty means KAFKA_PUBLISH_TOPIC followed by -steam-cursor"},
 	{Name: "STEAM_START_SEQ_NUM", Default: "0", Help: "match_seq_num to start at when the topic holds none; 0 starts at the newest match"},
 	{Name: "STEAM_IDLE_WAIT", Default: "5s", Help: "wait after a page that was not full (the scanner has caught up)"},
 	{Name: "STEAM_KEY_INTERVAL", Default: "5s", Help: "time between two calls with one key that each key starts at; it then adapts to Steam's refusals"},
@@ -455,9 +468,27 @@ func (r *reader) load() Config {
 	if _, err := kafkasink.Codec(compression); err != nil {
 		r.fail("KAFKA_COMPRESSION", compression, "want gzip, snappy, lz4, zstd or none")
 	}
+	ids := r.str("KAFKA_PUBLISH_TOPIC", "match_ids_raw")
+	c.SteamTopics = SteamTopics{Matches: r.get("STEAM_MATCHES_TOPIC"), Cursor: r.get("STEAM_CURSOR_TOPIC")}
+	if c.SteamTopics.Cursor == "" {
+		c.SteamTopics.Cursor = ids + "-steam-cursor"
+	}
+	for _, t := range []struct{ name, value string }{
+		{"KAFKA_PUBLISH_TOPIC", ids}, {"STEAM_MATCHES_TOPIC", c.SteamTopics.Matches}, {"STEAM_CURSOR_TOPIC", c.SteamTopics.Cursor},
+	} {
+		if t.value != "" && !validTopic(t.value) {
+			r.fail(t.name, t.value, "want a Kafka topic name: up to 249 of a-z, A-Z, 0-9, '.', '_' and '-', not . or ..")
+		}
+	}
+	if m := c.SteamTopics.Matches; m == ids || m == c.SteamTopics.Cursor && m != "" {
+		r.fail("STEAM_MATCHES_TOPIC", m, "want a topic of its own, not KAFKA_PUBLISH_TOPIC or STEAM_CURSOR_TOPIC")
+	}
+	if c.SteamTopics.Cursor == ids {
+		r.fail("STEAM_CURSOR_TOPIC", c.SteamTopics.Cursor, "want a topic of its own, not KAFKA_PUBLISH_TOPIC")
+	}
 	c.Kafka = kafkasink.Config{
 		Brokers:                brokers,
-		Topic:                  r.str("KAFKA_PUBLISH_TOPIC", "match_ids_raw"),
+		Topic:                  ids,
 		ClientID:               r.str("KAFKA_CLIENT_ID", c.ServiceName),
 		Compression:            compression,
 		Linger:                 r.duration("KAFKA_LINGER", kafkasink.DefaultLinger, time.Microsecond),
@@ -821,4 +852,17 @@ func redactBrokers(raw string) string {
 		}
 	}
 	return strings.Join(items, ",")
+}
+
+// validTopic reports whether name is a legal Kafka topic name.
+func validTopic(name string) bool {
+	if name == "" || len(name) > 249 || name == "." || name == ".." {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -427,3 +427,28 @@ func TestCORSOrigins(t *testing.T) {
 		}
 	}
 }
+
+func TestSteamTopics(t *testing.T) {
+	c, err := Load(env(map[string]string{"KAFKA_PUBLISH_TOPIC": "ids"}))
+	if err != nil || c.SteamTopics != (SteamTopics{Cursor: "ids-steam-cursor"}) {
+		t.Fatalf("defaults: %+v, %v; want no matches topic and the cursor topic derived from the IDs topic", c.SteamTopics, err)
+	}
+	c, err = Load(env(map[string]string{"STEAM_MATCHES_TOPIC": "matches", "STEAM_CURSOR_TOPIC": "cursor"}))
+	if err != nil || c.SteamTopics != (SteamTopics{Matches: "matches", Cursor: "cursor"}) {
+		t.Fatalf("set: %+v, %v", c.SteamTopics, err)
+	}
+	for _, tt := range []struct{ name, value string }{
+		{"STEAM_MATCHES_TOPIC", "match_ids_raw"}, // the IDs topic
+		{"STEAM_MATCHES_TOPIC", "match_ids_raw-steam-cursor"},
+		{"STEAM_MATCHES_TOPIC", "no spaces"},
+		{"STEAM_CURSOR_TOPIC", "match_ids_raw"},
+		{"STEAM_CURSOR_TOPIC", ".."},
+		{"KAFKA_PUBLISH_TOPIC", "a/b"},
+	} {
+		_, err := Load(env(map[string]string{tt.name: tt.value}))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != tt.name {
+			t.Errorf("%s=%q: %v, want an error naming %s", tt.name, tt.value, err, tt.name)
+		}
+	}
+}
