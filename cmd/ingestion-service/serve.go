@@ -21,6 +21,7 @@ import (
 	"github.com/dota-data/ingestion-service/internal/pipeline"
 	"github.com/dota-data/ingestion-service/internal/redact"
 	"github.com/dota-data/ingestion-service/internal/relay"
+	"github.com/dota-data/ingestion-service/internal/steamtxn"
 	"github.com/dota-data/ingestion-service/internal/spool"
 )
 
@@ -40,6 +41,15 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	sink, err := kafkasink.New(cfg.Kafka, log.With("component", "kafka"), reg)
 	if err != nil {
 		return err
+	}
+	// A Steam scan alone writes its pages in transactions with its cursor:
+	// it is replayed from the last committed cursor, so it needs no spool.
+	var pages *steamtxn.Writer
+	if cfg.Source == config.SourceSteamSequence && !cfg.Fleet.Enabled() {
+		if pages, err = steamtxn.New(cfg.SteamTopics.Matches, reg); err != nil {
+			return errors.Join(err, sink.Close(context.Background()))
+		}
+		cfg.Relay.Mode = relay.Memory // idle: the pages do not go through it
 	}
 	rl, err := newRelay(cfg, sink, log.With("component", "relay"), reg)
 	if err != nil {
@@ -79,11 +89,18 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 			return abort(err)
 		}
 	}
+	if pages != nil {
+		pub = pages
+	}
 	pipe, err := pipeline.New(pub, log.With("component", "pipeline"), reg, pipeline.Options{Dedup: dedup.New(cfg.Dedup)})
 	if err != nil {
 		return abort(err)
 	}
-	src, err := newSource(cfg, pipe, sink, rl, log, reg)
+	if pages != nil {
+		pages.SetFront(pipe)
+		pages.OnCommit(sink.CountCommitted)
+	}
+	src, err := newSource(cfg, pipe, sink, rl, pages, log, reg)
 	if err != nil {
 		return abort(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dota-data/ingestion-service/internal/backoff"
 	"github.com/dota-data/ingestion-service/internal/config"
 	"github.com/dota-data/ingestion-service/internal/health"
 	"github.com/dota-data/ingestion-service/internal/kafkasink"
@@ -16,6 +17,7 @@ import (
 	"github.com/dota-data/ingestion-service/internal/pipeline"
 	"github.com/dota-data/ingestion-service/internal/relay"
 	"github.com/dota-data/ingestion-service/internal/steamseq"
+	"github.com/dota-data/ingestion-service/internal/steamtxn"
 	"github.com/dota-data/ingestion-service/internal/wsstream"
 )
 
@@ -36,7 +38,7 @@ type source struct {
 
 // newSource builds the source cfg.Source names, feeding pipe. The Steam
 // scanner also needs the sink and the relay, to find where it stopped.
-func newSource(cfg config.Config, pipe *pipeline.Pipeline, sink *kafkasink.Sink, rl *relay.Relay, log *slog.Logger, reg prometheus.Registerer) (source, error) {
+func newSource(cfg config.Config, pipe *pipeline.Pipeline, sink *kafkasink.Sink, rl *relay.Relay, pages *steamtxn.Writer, log *slog.Logger, reg prometheus.Registerer) (source, error) {
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ingestion_source_info",
 		Help: "1 for the active source of matches, by name.",
@@ -68,6 +70,9 @@ func newSource(cfg config.Config, pipe *pipeline.Pipeline, sink *kafkasink.Sink,
 			check:  "steam_sequence",
 			status: sc.Status,
 			run: func(ctx context.Context) error {
+				if pages != nil {
+					return runPages(ctx, cfg, sc, pages, sink, rl, scanLog)
+				}
 				return runScanner(ctx, sc, resumeFrom(sink, rl, sc, !cfg.Fleet.Enabled(), scanLog), pipe, scanLog)
 			},
 			where:      cfg.Steam.BaseURL,
@@ -175,6 +180,77 @@ func waitRelayEmpty(ctx context.Context, rl *relay.Relay, log *slog.Logger) erro
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
+		}
+	}
+}
+
+// runPages runs the scanner writing each page, with the cursor after it,
+// in one Kafka transaction, until ctx ends. Each run starts a
+// transactional writer (which fences any other scan of the topic) and
+// resumes from the last committed cursor; a page whose transaction
+// failed makes the scan start again from there, so it is read from Steam
+// again rather than kept anywhere. While Kafka is down the writer cannot
+// start, and Steam is not called.
+func runPages(ctx context.Context, cfg config.Config, sc *steamseq.Scanner, pages *steamtxn.Writer, sink *kafkasink.Sink, rl *relay.Relay, log *slog.Logger) error {
+	kcfg := cfg.Kafka
+	if cfg.SteamTopics.Matches != "" {
+		// Match objects are about 14 KB: batches of most of a page
+		// compress them to a sixth.
+		kcfg.BatchMaxBytes = max(kcfg.BatchMaxBytes, 1<<20)
+	}
+	pageCfg := kafkasink.PageConfig{
+		Kafka:           kcfg,
+		TransactionalID: "ingestion-service.steam." + cfg.Kafka.Topic,
+		CursorTopic:     cfg.SteamTopics.Cursor,
+		CursorKey:       cfg.Kafka.Topic,
+	}
+	fallback := resumeFrom(sink, rl, sc, false, log)
+	for attempt := 0; ; attempt++ {
+		pw, cursor, err := kafkasink.NewPageWriter(ctx, pageCfg, log.With("component", "kafka_pages"))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Warn("Cannot start the transactional writer; Steam is not called until it starts", "error", err, "attempt", attempt+1)
+			if !backoff.Wait(ctx, time.Duration(min(attempt+1, 10))*time.Second) {
+				return nil
+			}
+			continue
+		}
+		attempt = 0
+		pages.Use(pw)
+		resume := func(ctx context.Context, behind, ceiling int64) (steamseq.Resume, error) {
+			if cursor == nil {
+				return fallback(ctx, behind, ceiling) // a topic an earlier version wrote, or none
+			}
+			c, err := steamtxn.DecodeCursor(cursor)
+			if err != nil {
+				return steamseq.Resume{}, err
+			}
+			res := steamseq.Resume{Found: true, Seq: c.Primary, Rescan: c.Rescan}
+			if behind > 0 {
+				readCtx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				if res.Delivered, err = sink.SeqsAbove(readCtx, c.Rescan, c.Primary); err != nil {
+					return steamseq.Resume{}, fmt.Errorf("read the match_seq_nums delivered above %d in Kafka: %w", c.Rescan, err)
+				}
+			}
+			log.Info("Resuming from the last committed cursor", "primary", c.Primary, "rescan", c.Rescan, "cursor_topic", cfg.SteamTopics.Cursor)
+			return res, nil
+		}
+		err = sc.Run(ctx, resume, pages)
+		closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		pw.Close(closeCtx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, steamseq.ErrForeignTopic) {
+			return err
+		}
+		log.Warn("Steam scan stopped; resuming from the last committed cursor", "error", err)
+		if !backoff.Wait(ctx, time.Second) {
+			return nil
 		}
 	}
 }

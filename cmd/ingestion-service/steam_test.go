@@ -129,7 +129,7 @@ func TestSteamSequenceResumesAfterARestart(t *testing.T) {
 	if firstCall == nil || firstCall.StartAt != last+1 {
 		t.Errorf("after the restart the scanner first asked for %+v, want start_at %d", firstCall, last+1)
 	}
-	if !strings.Contains(second.out.String(), "Resuming after the highest match_seq_num in Kafka") {
+	if !strings.Contains(second.out.String(), "Resuming from the last committed cursor") {
 		t.Errorf("the restart did not log where it resumed")
 	}
 

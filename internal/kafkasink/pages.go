@@ -268,3 +268,15 @@ func ObjectRecord(topic string, m match.Match, object []byte) *kgo.Record {
 	r.Topic, r.Value = topic, object
 	return r
 }
+
+// CountCommitted counts n of the sink topic's records that another writer
+// (a PageWriter) committed as published, in Published and the published
+// metric, and as a sign that Kafka takes records.
+func (s *Sink) CountCommitted(n int) {
+	if n <= 0 {
+		return
+	}
+	s.published.Add(int64(n))
+	s.lastAckNS.Store(time.Now().UnixNano())
+	s.metrics.published.Add(float64(n))
+}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -30,22 +31,28 @@ type Pages interface {
 	Commit(ctx context.Context, cursor []byte) error
 }
 
-// Rejecter counts and logs an entry that held no valid match (the
-// pipeline does).
-type Rejecter interface {
+// Front counts, de-duplicates and logs the matches (the pipeline): the
+// Writer hands each match to it, and it hands the accepted ones back to
+// the Writer's Publish.
+type Front interface {
+	Match(ctx context.Context, m match.Match) error
 	Reject(ctx context.Context, reason match.Reason, item []byte)
 }
 
-// Writer is the scanner's steamseq.PageHandler. It is used by one scanner
-// at a time, which never interleaves pages.
+// Writer is the scanner's steamseq.PageHandler, and its Front's
+// Publisher. It is used by one scanner at a time, which never interleaves
+// pages.
 type Writer struct {
-	pages        Pages
 	matchesTopic string
-	rejects      Rejecter
 	m            *metrics
+	front        Front
+	pages        Pages
 
+	object      []byte // of the match in the Front's hands
 	pageMatches int
 	pageBytes   int
+	committed   atomic.Int64
+	onCommit    func(matches int)
 }
 
 type metrics struct {
@@ -54,12 +61,13 @@ type metrics struct {
 	cursor       *prometheus.GaugeVec
 }
 
-// New returns a Writer that writes through pages, the match objects to
-// matchesTopic unless it is empty, and hands rejected entries to rejects.
-// It registers on reg ingestion_steam_transactions_total{outcome},
+// New returns a Writer that writes the match objects to matchesTopic
+// unless it is empty. It registers on reg
+// ingestion_steam_transactions_total{outcome},
 // ingestion_steam_matches_topic_bytes_total and
-// ingestion_steam_committed_cursor{cursor}, and fails if it cannot.
-func New(pages Pages, matchesTopic string, rejects Rejecter, reg prometheus.Registerer) (*Writer, error) {
+// ingestion_steam_committed_cursor{cursor}, and fails if it cannot. Set
+// its Front, and give it Pages with Use, before a scan.
+func New(matchesTopic string, reg prometheus.Registerer) (*Writer, error) {
 	m := &metrics{
 		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ingestion_steam_transactions_total",
@@ -81,37 +89,60 @@ func New(pages Pages, matchesTopic string, rejects Rejecter, reg prometheus.Regi
 	}
 	m.transactions.WithLabelValues("committed")
 	m.transactions.WithLabelValues("aborted")
-	return &Writer{pages: pages, matchesTopic: matchesTopic, rejects: rejects, m: m}, nil
+	return &Writer{matchesTopic: matchesTopic, m: m}, nil
 }
 
-// Match writes m's ID record into the page; with a matches topic it needs
-// the object, which MatchObject gives.
+// SetFront sets the Front every match goes through.
+func (w *Writer) SetFront(f Front) { w.front = f }
+
+// OnCommit makes the Writer call f with the number of matches of each
+// page it commits.
+func (w *Writer) OnCommit(f func(matches int)) { w.onCommit = f }
+
+// Use makes the Writer write through pages from now on (the writer of
+// one scan), forgetting what an earlier one left of a page.
+func (w *Writer) Use(pages Pages) {
+	w.pages, w.object, w.pageMatches, w.pageBytes = pages, nil, 0, 0
+}
+
+// Committed returns the matches committed so far.
+func (w *Writer) Committed() int64 { return w.committed.Load() }
+
+// Match hands m, which came without its object, to the Front; with a
+// matches topic there is nothing to write for it, which is an error.
 func (w *Writer) Match(ctx context.Context, m match.Match) error {
 	if w.matchesTopic != "" {
 		return fmt.Errorf("steamtxn: match %d came without its object, and STEAM_MATCHES_TOPIC wants it", m.ID)
 	}
-	w.pageMatches++
-	return w.pages.Add(ctx, kafkasink.IDRecord(m))
+	return w.front.Match(ctx, m)
 }
 
-// MatchObject writes m's ID record, and its object to the matches topic,
-// into the page.
+// MatchObject hands m to the Front, which publishes it to the Writer with
+// object unless it skips it.
 func (w *Writer) MatchObject(ctx context.Context, m match.Match, object []byte) error {
+	w.object = object
+	defer func() { w.object = nil }()
+	return w.front.Match(ctx, m)
+}
+
+// Publish writes m's ID record, and its object to the matches topic, into
+// the page. It is the Front's Publisher.
+func (w *Writer) Publish(ctx context.Context, m match.Match) error {
 	if err := w.pages.Add(ctx, kafkasink.IDRecord(m)); err != nil {
 		return err
 	}
 	w.pageMatches++
-	if w.matchesTopic == "" {
+	if w.matchesTopic == "" || w.object == nil {
 		return nil
 	}
-	w.pageBytes += len(object)
-	return w.pages.Add(ctx, kafkasink.ObjectRecord(w.matchesTopic, m, object))
+	w.pageBytes += len(w.object)
+	return w.pages.Add(ctx, kafkasink.ObjectRecord(w.matchesTopic, m, w.object))
 }
 
-// Reject hands the entry to the Rejecter: it is counted and logged, not
+// Reject hands the entry to the Front: it is counted and logged, not
 // written.
 func (w *Writer) Reject(ctx context.Context, reason match.Reason, item []byte) {
-	w.rejects.Reject(ctx, reason, item)
+	w.front.Reject(ctx, reason, item)
 }
 
 // EndPage commits the page with the cursor after it.
@@ -120,11 +151,15 @@ func (w *Writer) EndPage(ctx context.Context, at steamseq.Cursor) error {
 	if err != nil {
 		return fmt.Errorf("steamtxn: encode the cursor: %w", err)
 	}
-	bytes := w.pageBytes
+	matches, bytes := w.pageMatches, w.pageBytes
 	w.pageMatches, w.pageBytes = 0, 0
 	if err := w.pages.Commit(ctx, cursor); err != nil {
 		w.m.transactions.WithLabelValues("aborted").Inc()
 		return err
+	}
+	w.committed.Add(int64(matches))
+	if w.onCommit != nil {
+		w.onCommit(matches)
 	}
 	w.m.transactions.WithLabelValues("committed").Inc()
 	w.m.objectBytes.Add(float64(bytes))

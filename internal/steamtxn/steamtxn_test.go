@@ -17,9 +17,14 @@ import (
 	"github.com/dota-data/ingestion-service/internal/steamseq"
 )
 
-type countRejects struct{ n int }
+// passThrough is a Front that publishes every match to the Writer.
+type passThrough struct {
+	w       *Writer
+	rejects int
+}
 
-func (c *countRejects) Reject(context.Context, match.Reason, []byte) { c.n++ }
+func (p *passThrough) Match(ctx context.Context, m match.Match) error { return p.w.Publish(ctx, m) }
+func (p *passThrough) Reject(context.Context, match.Reason, []byte)   { p.rejects++ }
 
 // seqsAbove returns the match_seq_nums of the committed ID records above
 // floor, as a restarted scan reads them back for its rescan.
@@ -68,7 +73,6 @@ func TestScanExactlyOnceAcrossCrashes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var last *steamseq.Scanner
-	rejects := &countRejects{}
 	for run := range 4 {
 		pw, cursor, err := kafkasink.NewPageWriter(ctx, pageCfg, slog.New(slog.DiscardHandler))
 		if err != nil {
@@ -85,10 +89,12 @@ func TestScanExactlyOnceAcrossCrashes(t *testing.T) {
 			return steamseq.Resume{Found: true, Seq: c.Primary, Rescan: c.Rescan, Delivered: seqsAbove(t, cluster, ids, c.Rescan)}, nil
 		}
 		reg := prometheus.NewRegistry()
-		w, err := New(pw, objects, rejects, reg)
+		w, err := New(objects, reg)
 		if err != nil {
 			t.Fatal(err)
 		}
+		w.SetFront(&passThrough{w: w})
+		w.Use(pw)
 		sc, err := steamseq.New(steamseq.Config{
 			BaseURL: base, Keys: []string{steamfake.DefaultKey}, StartSeqNum: first,
 			KeyInterval: -1, MinInterval: -1, HeadInterval: -1, IdleWait: 5 * time.Millisecond,
