@@ -21,8 +21,8 @@ import (
 	"github.com/dota-data/ingestion-service/internal/pipeline"
 	"github.com/dota-data/ingestion-service/internal/redact"
 	"github.com/dota-data/ingestion-service/internal/relay"
-	"github.com/dota-data/ingestion-service/internal/steamtxn"
 	"github.com/dota-data/ingestion-service/internal/spool"
+	"github.com/dota-data/ingestion-service/internal/steamtxn"
 )
 
 // serve wires the service and runs it until ctx ends, then shuts down in
