@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -16,6 +18,7 @@ import (
 	"github.com/dota-data/ingestion-service/internal/kafkatest"
 	"github.com/dota-data/ingestion-service/internal/match"
 	"github.com/dota-data/ingestion-service/internal/steamfake"
+	"github.com/dota-data/ingestion-service/internal/steamtxn"
 )
 
 // steamEnv is the environment of a service scanning fake's sequence from
@@ -534,5 +537,98 @@ func produceAs(t *testing.T, cluster *kafkatest.Cluster, topic string, recs ...*
 	defer cancel()
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSteamPagesExactlyOnceAcrossKill9: SOURCE=steam-sequence with a
+// matches topic, real-size match objects, late listing and the rescan on.
+// The service is killed with SIGKILL five times at random points of the
+// scan, then runs until both cursors reach the head. Read as a consumer
+// of committed data, the IDs topic and the matches topic each hold every
+// listed match exactly once, every object is byte-equal to what the fake
+// served, and the cursor topic's last value is the scanner's position.
+func TestSteamPagesExactlyOnceAcrossKill9(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	ids, objects := cluster.Topic(t, 3), cluster.Topic(t, 3)
+	fake, url := steamfake.Start(t, steamfake.Options{Count: 200, LateFraction: 0.05, LateBy: 600, HiddenEvery: 100})
+	first := fake.Matches()[0].SeqNum
+	const total = 4000
+	grown := make(chan struct{})
+	go func() {
+		defer close(grown)
+		for n := 0; n < total; n += 20 {
+			fake.Advance(20)
+			time.Sleep(15 * time.Millisecond)
+		}
+	}()
+	env := steamEnv(cluster, ids, url, first, filepath.Join(t.TempDir(), "spool"), "0")
+	env["STEAM_MATCHES_TOPIC"] = objects
+	env["STEAM_RESCAN_BEHIND"] = "800"
+	env["STEAM_RESCAN_DELAY"] = "5s"
+	seed := time.Now().UnixNano()
+	rnd := rand.New(rand.NewPCG(uint64(seed), 0))
+	t.Logf("kill points from seed %d", seed)
+	for kill := range 5 {
+		svc := startService(t, env)
+		at := 150 + rnd.IntN(500)
+		svc.waitFor(t, fmt.Sprintf("%d matches published", at), time.Minute, func() bool {
+			return svc.metric(t, "ingestion_matches_published_total") >= float64(at)
+		})
+		pos := svc.metric(t, "ingestion_steam_position")
+		svc.kill(t)
+		t.Logf("kill %d: after %d or more published, at position %.0f", kill+1, at, pos)
+	}
+	<-grown
+	svc := startService(t, env)
+	head := fake.Head()
+	svc.waitFor(t, "both cursors at the head", 3*time.Minute, func() bool {
+		return svc.metric(t, "ingestion_steam_position") == float64(head) && svc.metric(t, "ingestion_steam_rescan_position") == float64(head)
+	})
+	primary, rescan := svc.metric(t, "ingestion_steam_position"), svc.metric(t, "ingestion_steam_rescan_position")
+	if code, _ := svc.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+
+	want := map[int64]string{}
+	for _, m := range fake.Matches() {
+		if body, ok := fake.Body(m.SeqNum); ok {
+			want[m.ID] = body
+		}
+	}
+	for _, topic := range []string{ids, objects} {
+		seen := map[int64]int{}
+		for _, r := range cluster.ReadCommitted(t, topic, time.Minute) {
+			id, _ := strconv.ParseInt(string(r.Key), 10, 64)
+			body, ok := want[id]
+			if !ok {
+				t.Fatalf("%s: a record for match %d, which Steam does not list", topic, id)
+			}
+			if topic == objects && string(r.Value) != body {
+				t.Fatalf("match %d: the object in the topic differs from what Steam served", id)
+			}
+			seen[id]++
+		}
+		missing, dups := 0, 0
+		for id := range want {
+			if n := seen[id]; n == 0 {
+				missing++
+			} else {
+				dups += n - 1
+			}
+		}
+		t.Logf("%s: %d listed, missing %d, duplicates %d", topic, len(want), missing, dups)
+		if missing != 0 || dups != 0 {
+			t.Fatalf("%s: missing %d, duplicates %d; want every listed match exactly once", topic, missing, dups)
+		}
+	}
+	var last []byte
+	for _, r := range cluster.ReadCommitted(t, ids+"-steam-cursor", time.Minute) {
+		if string(r.Key) == ids {
+			last = r.Value
+		}
+	}
+	c, err := steamtxn.DecodeCursor(last)
+	if err != nil || float64(c.Primary) != primary || float64(c.Rescan) != rescan {
+		t.Fatalf("the cursor topic's last value %s (%v), want the scanner's positions %.0f and %.0f", last, err, primary, rescan)
 	}
 }
