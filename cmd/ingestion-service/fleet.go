@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -134,6 +135,12 @@ func (c *fleetController) run(ctx context.Context) {
 // promote makes this replica the writer. It reports false if the writer
 // could not start (Kafka unreachable): run tries again.
 func (c *fleetController) promote(ctx context.Context) bool {
+	if c.src.ownWriter {
+		c.leading = true
+		c.startSource(ctx)
+		c.log.Info("Leading: the source runs here now, with a writer of its own that fences the old leader's", "source", c.cfg.Source)
+		return true
+	}
 	actCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -151,9 +158,7 @@ func (c *fleetController) promote(ctx context.Context) bool {
 	c.relay.start()
 	if c.src.leaderOnly {
 		c.sw.set(c.relay.rl)
-		srcCtx, cancel := context.WithCancel(ctx)
-		c.srcCancel, c.srcDone = cancel, make(chan error, 1)
-		go func() { c.srcDone <- c.src.run(srcCtx) }()
+		c.startSource(ctx)
 		c.log.Info("Leading: the source runs here now", "source", c.cfg.Source, "took", time.Since(start).String())
 		return true
 	}
@@ -241,6 +246,25 @@ func (c *fleetController) watchSource(ctx context.Context) {
 	c.elector.Abdicate()
 }
 
+// startSource runs a leader-only source until stopSource. Should a source
+// with its own writer stop because a new leader's writer fenced it, the
+// controller demotes this replica as it does for a fenced sink.
+func (c *fleetController) startSource(ctx context.Context) {
+	srcCtx, cancel := context.WithCancel(ctx)
+	c.srcCancel, c.srcDone = cancel, make(chan error, 1)
+	go func() {
+		err := c.src.run(srcCtx)
+		if errors.Is(err, kafkasink.ErrFenced) {
+			c.log.Warn("This replica's Steam writer was fenced by another's; it writes no more until it leads again", "error", err)
+			select {
+			case c.fencedCh <- struct{}{}:
+			default:
+			}
+		}
+		c.srcDone <- err
+	}()
+}
+
 // stopSource stops a leader-only source the controller started, for
 // shutdown; the replica keeps its role.
 func (c *fleetController) stopSource() {
@@ -258,6 +282,11 @@ func (c *fleetController) demote() {
 	}
 	if c.src.leaderOnly {
 		c.stopSource()
+	}
+	if c.src.ownWriter {
+		c.leading = false
+		c.log.Info("Standing by")
+		return
 	}
 	c.sw.set(c.window)
 	c.relay.stop()

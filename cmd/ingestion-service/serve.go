@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,14 +43,16 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// A Steam scan alone writes its pages in transactions with its cursor:
-	// it is replayed from the last committed cursor, so it needs no spool.
+	// The Steam scanner writes its pages in transactions with its cursor:
+	// it is replayed from the last committed cursor, so it needs no spool
+	// (the configuration put the relay, which it does not use, in memory
+	// mode).
 	var pages *steamtxn.Writer
-	if cfg.Source == config.SourceSteamSequence && !cfg.Fleet.Enabled() {
+	if cfg.Source == config.SourceSteamSequence {
 		if pages, err = steamtxn.New(cfg.SteamTopics.Matches, reg); err != nil {
 			return errors.Join(err, sink.Close(context.Background()))
 		}
-		cfg.Relay.Mode = relay.Memory // idle: the pages do not go through it
+		warnSpoolUnused(cfg, log)
 	}
 	rl, err := newRelay(cfg, sink, log.With("component", "relay"), reg)
 	if err != nil {
@@ -90,7 +93,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		}
 	}
 	if pages != nil {
-		pub = pages
+		pub = pages // on every replica: only the leader scans
 	}
 	pipe, err := pipeline.New(pub, log.With("component", "pipeline"), reg, pipeline.Options{Dedup: dedup.New(cfg.Dedup)})
 	if err != nil {
@@ -100,7 +103,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		pages.SetFront(pipe)
 		pages.OnCommit(sink.CountCommitted)
 	}
-	src, err := newSource(cfg, pipe, sink, rl, pages, log, reg)
+	src, err := newSource(cfg, pipe, sink, pages, log, reg)
 	if err != nil {
 		return abort(err)
 	}
@@ -285,3 +288,16 @@ type delivery struct {
 
 // Spooled returns the matches waiting in the spool.
 func (d delivery) Spooled() int64 { return d.relay.Stats().SpoolRecords }
+
+// warnSpoolUnused says which spool settings the Steam scanner ignores, and
+// whether an earlier version left matches in the spool directory.
+func warnSpoolUnused(cfg config.Config, log *slog.Logger) {
+	if len(cfg.Ignored) > 0 {
+		log.Warn("Ignoring the spool settings: SOURCE=steam-sequence writes Kafka transactions and replays Steam from its last committed cursor, so it needs no spool",
+			"ignored", cfg.Ignored)
+	}
+	if entries, err := os.ReadDir(cfg.Spool.Dir); err == nil && len(entries) > 0 {
+		log.Warn("The spool directory holds files from an earlier version; they are not read: the scan resumes from what Kafka holds, and its rescan reads again the seqs above its position",
+			"spool_dir", cfg.Spool.Dir, "files", len(entries))
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"github.com/dota-data/ingestion-service/internal/kafkasink"
 	"github.com/dota-data/ingestion-service/internal/odlogs"
 	"github.com/dota-data/ingestion-service/internal/pipeline"
-	"github.com/dota-data/ingestion-service/internal/relay"
 	"github.com/dota-data/ingestion-service/internal/steamseq"
 	"github.com/dota-data/ingestion-service/internal/steamtxn"
 	"github.com/dota-data/ingestion-service/internal/wsstream"
@@ -34,11 +33,16 @@ type source struct {
 	// the others (streams) run on every replica, standbys feeding their
 	// window.
 	leaderOnly bool
+	// ownWriter: it writes to Kafka with a transactional writer of its
+	// own, which fences the old leader's; the sink and the relay stay
+	// idle.
+	ownWriter bool
 }
 
 // newSource builds the source cfg.Source names, feeding pipe. The Steam
-// scanner also needs the sink and the relay, to find where it stopped.
-func newSource(cfg config.Config, pipe *pipeline.Pipeline, sink *kafkasink.Sink, rl *relay.Relay, pages *steamtxn.Writer, log *slog.Logger, reg prometheus.Registerer) (source, error) {
+// scanner writes through pages instead, and reads where it stopped with
+// the sink.
+func newSource(cfg config.Config, pipe *pipeline.Pipeline, sink *kafkasink.Sink, pages *steamtxn.Writer, log *slog.Logger, reg prometheus.Registerer) (source, error) {
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ingestion_source_info",
 		Help: "1 for the active source of matches, by name.",
@@ -70,13 +74,11 @@ func newSource(cfg config.Config, pipe *pipeline.Pipeline, sink *kafkasink.Sink,
 			check:  "steam_sequence",
 			status: sc.Status,
 			run: func(ctx context.Context) error {
-				if pages != nil {
-					return runPages(ctx, cfg, sc, pages, sink, rl, scanLog)
-				}
-				return runScanner(ctx, sc, resumeFrom(sink, rl, sc, !cfg.Fleet.Enabled(), scanLog), pipe, scanLog)
+				return runPages(ctx, cfg, sc, pages, sink, scanLog)
 			},
 			where:      cfg.Steam.BaseURL,
 			leaderOnly: true,
+			ownWriter:  true,
 		}, nil
 	default:
 		src, err := wsstream.New(cfg.Stream, log.With("component", "stream"), reg)
@@ -92,44 +94,12 @@ func newSource(cfg config.Config, pipe *pipeline.Pipeline, sink *kafkasink.Sink,
 	}
 }
 
-// runScanner runs the scanner until ctx ends. Should the pipeline refuse
-// a match (the service is closing), the scanner stops with its position
-// just before it, and starts again from there a second later. It returns
-// the scanner's error when it cannot know where to start
-// (steamseq.ErrForeignTopic).
-func runScanner(ctx context.Context, sc *steamseq.Scanner, resume steamseq.ResumeFunc, h steamseq.Handler, log *slog.Logger) error {
-	for {
-		err := sc.Run(ctx, resume, h)
-		if err == nil || ctx.Err() != nil {
-			return nil
-		}
-		if errors.Is(err, steamseq.ErrForeignTopic) {
-			return err
-		}
-		log.Warn("Steam scanner stopped; starting again after its position", "error", err, "position", sc.Position())
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-// resumeFrom finds where the scanner stopped. Within one process that is
-// its own state (when own is true: no other replica can have moved on).
-// Otherwise the topic tells: the highest match_seq_num and rescan
-// position in its newest records, and the seqs delivered above the rescan
-// position, read once the spool's backlog from an earlier run has reached
-// Kafka: what the spool held is then in the topic, so the scanner neither
-// skips nor repeats it.
-func resumeFrom(sink *kafkasink.Sink, rl *relay.Relay, sc *steamseq.Scanner, own bool, log *slog.Logger) steamseq.ResumeFunc {
+// resumeFrom finds where the scanner stopped in a topic that has no
+// committed cursor (written by a version before the cursor topic): the
+// highest match_seq_num and rescan position in its newest records, and
+// the seqs delivered above the rescan position.
+func resumeFrom(sink *kafkasink.Sink, log *slog.Logger) steamseq.ResumeFunc {
 	return func(ctx context.Context, behind, ceiling int64) (steamseq.Resume, error) {
-		if snap := sc.Snapshot(); own && snap.Found {
-			return snap, nil
-		}
-		if err := waitRelayEmpty(ctx, rl, log); err != nil {
-			return steamseq.Resume{}, err
-		}
 		readCtx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		st, err := sink.ScanState(readCtx, kafkasink.Plausible{Ceiling: ceiling, MaxGap: steamseq.MaxSeqJump})
@@ -160,30 +130,6 @@ func resumeFrom(sink *kafkasink.Sink, rl *relay.Relay, sc *steamseq.Scanner, own
 	}
 }
 
-// waitRelayEmpty returns once the relay holds nothing: no match in memory,
-// in flight or in the spool.
-func waitRelayEmpty(ctx context.Context, rl *relay.Relay, log *slog.Logger) error {
-	logged := false
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for {
-		st := rl.Stats()
-		if st.Memory == 0 && st.InFlight == 0 && st.SpoolRecords == 0 {
-			return nil
-		}
-		if !logged {
-			logged = true
-			log.Info("Waiting for the spooled backlog to reach Kafka before reading the resume position",
-				"spooled", st.SpoolRecords, "in_flight", st.InFlight)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
 // runPages runs the scanner writing each page, with the cursor after it,
 // in one Kafka transaction, until ctx ends. Each run starts a
 // transactional writer (which fences any other scan of the topic) and
@@ -191,7 +137,7 @@ func waitRelayEmpty(ctx context.Context, rl *relay.Relay, log *slog.Logger) erro
 // failed makes the scan start again from there, so it is read from Steam
 // again rather than kept anywhere. While Kafka is down the writer cannot
 // start, and Steam is not called.
-func runPages(ctx context.Context, cfg config.Config, sc *steamseq.Scanner, pages *steamtxn.Writer, sink *kafkasink.Sink, rl *relay.Relay, log *slog.Logger) error {
+func runPages(ctx context.Context, cfg config.Config, sc *steamseq.Scanner, pages *steamtxn.Writer, sink *kafkasink.Sink, log *slog.Logger) error {
 	kcfg := cfg.Kafka
 	if cfg.SteamTopics.Matches != "" {
 		// Match objects are about 14 KB: batches of most of a page
@@ -204,7 +150,7 @@ func runPages(ctx context.Context, cfg config.Config, sc *steamseq.Scanner, page
 		CursorTopic:     cfg.SteamTopics.Cursor,
 		CursorKey:       cfg.Kafka.Topic,
 	}
-	fallback := resumeFrom(sink, rl, sc, false, log)
+	fallback := resumeFrom(sink, log)
 	for attempt := 0; ; attempt++ {
 		pw, cursor, err := kafkasink.NewPageWriter(ctx, pageCfg, log.With("component", "kafka_pages"))
 		if err != nil {
@@ -248,8 +194,22 @@ func runPages(ctx context.Context, cfg config.Config, sc *steamseq.Scanner, page
 		if errors.Is(err, steamseq.ErrForeignTopic) {
 			return err
 		}
-		log.Warn("Steam scan stopped; resuming from the last committed cursor", "error", err)
-		if !backoff.Wait(ctx, time.Second) {
+		wait := time.Second
+		if errors.Is(err, kafkasink.ErrFenced) {
+			if cfg.Fleet.Enabled() {
+				// The new leader's writer took over: this replica stands by.
+				return err
+			}
+			// Another process scans into this topic with the same
+			// transactional ID. Each resumes from the other's last
+			// commit, so nothing is lost or repeated, but one is enough.
+			log.Error("Another process took over this topic's Steam scan (its transactional writer fenced this one); run one scanner per topic",
+				"transactional_id", pageCfg.TransactionalID)
+			wait = 30 * time.Second
+		} else {
+			log.Warn("Steam scan stopped; resuming from the last committed cursor", "error", err)
+		}
+		if !backoff.Wait(ctx, wait) {
 			return nil
 		}
 	}

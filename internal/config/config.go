@@ -82,6 +82,9 @@ type Config struct {
 	Fleet Fleet
 	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration
+	// Ignored names the variables that were set but have no effect with
+	// the chosen source, for a warning at start.
+	Ignored []string
 }
 
 // Log configures logging.
@@ -234,7 +237,7 @@ var Vars = []Var{
 	{Name: "STEAM_SKIP_AFTER", Default: "2m", Help: "a match Steam keeps failing to serve (status 2) is stepped past after this long and 3 tries, counted, and read again by the rescan"},
 	{Name: "STEAM_HEAD_INTERVAL", Default: "60s", Help: "how often the newest match_seq_num is fetched to report the lag; 0 disables"},
 	{Name: "BUFFER_MAX_RECORDS", Default: "100000", Help: "matches held in memory before spilling to disk (overflow) or blocking/dropping (memory)"},
-	{Name: "SPOOL_MODE", Default: "overflow", Help: "overflow (memory, then disk), disk (write every match ahead) or memory (no disk); disk by default with SOURCE=steam-sequence"},
+	{Name: "SPOOL_MODE", Default: "overflow", Help: "overflow (memory, then disk), disk (write every match ahead) or memory (no disk); ignored with SOURCE=steam-sequence, which writes Kafka transactions and needs no spool"},
 	{Name: "SPOOL_DIR", Default: "spool", Help: "directory of the disk spool, relative to the working directory unless absolute"},
 	{Name: "SPOOL_MAX_BYTES", Default: "1GiB", Help: "cap on the spool's files; bytes, or with KiB, MiB, GiB"},
 	{Name: "SPOOL_FSYNC", Default: "1s", Help: "always (fsync every match), an interval such as 100ms, or never (leave it to the OS)"},
@@ -507,7 +510,7 @@ func (r *reader) load() Config {
 		r.fail("KAFKA_TOPIC_REPLICATION_FACTOR", "0", "want -1 (the brokers' default) or a positive factor")
 	}
 	c.Relay = relay.Config{
-		Mode:        relay.Mode(strings.ToLower(r.str("SPOOL_MODE", string(defaultMode(c.Source))))),
+		Mode:        relay.Mode(strings.ToLower(r.str("SPOOL_MODE", string(relay.Overflow)))),
 		WhenFull:    relay.WhenFull(strings.ToLower(r.str("SPOOL_WHEN_FULL", string(relay.Block)))),
 		MaxRecords:  r.integer("BUFFER_MAX_RECORDS", 100_000, 1, 100_000_000),
 		MaxInFlight: c.Kafka.MaxBufferedRecords,
@@ -522,13 +525,21 @@ func (r *reader) load() Config {
 	default:
 		r.fail("SPOOL_WHEN_FULL", string(c.Relay.WhenFull), "want block or drop_newest")
 	}
-	if c.Source == SourceSteamSequence && c.Relay.WhenFull == relay.DropNewest {
-		r.fail("SPOOL_WHEN_FULL", string(c.Relay.WhenFull), "want block with SOURCE=steam-sequence: dropping would leave gaps in the sequence, and the scanner can wait")
-	}
 	c.Spool = spool.Options{
 		Dir:      r.str("SPOOL_DIR", "spool"),
 		MaxBytes: r.bytes("SPOOL_MAX_BYTES", 1<<30),
 		Sync:     r.syncPolicy("SPOOL_FSYNC"),
+	}
+	if c.Source == SourceSteamSequence {
+		// The scanner writes its pages and its cursor in Kafka
+		// transactions and replays from the last committed cursor: it
+		// holds no more than a page, and nothing needs the disk.
+		for _, name := range spoolVars {
+			if r.str(name, "") != "" {
+				c.Ignored = append(c.Ignored, name)
+			}
+		}
+		c.Relay.Mode = relay.Memory
 	}
 	if c.Relay.Mode == relay.Overflow {
 		// Spilled matches are as mortal as those in memory on kill -9 in
@@ -571,15 +582,9 @@ func (r *reader) load() Config {
 	return c
 }
 
-// defaultMode is the SPOOL_MODE a source gets unless set: disk for the
-// Steam scanner, whose position in Kafka is only gapless if nothing it
-// handed on can die with the process; overflow otherwise.
-func defaultMode(source string) relay.Mode {
-	if source == SourceSteamSequence {
-		return relay.Disk
-	}
-	return relay.Overflow
-}
+// spoolVars configure the relay and its spool, which SOURCE=steam-sequence
+// does not use.
+var spoolVars = []string{"SPOOL_MODE", "SPOOL_DIR", "SPOOL_MAX_BYTES", "SPOOL_FSYNC", "SPOOL_WHEN_FULL"}
 
 // keys reads a comma-separated list of secrets, trimmed, without empty
 // items. An error names a key by its position, never by its value.

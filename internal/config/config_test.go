@@ -294,7 +294,7 @@ func TestSourceSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Source != SourceSteamSequence || c.Relay.Mode != relay.Disk || !slices.Equal(c.Steam.Keys, []string{"s3cr3t-key"}) ||
+	if c.Source != SourceSteamSequence || c.Relay.Mode != relay.Memory || !slices.Equal(c.Steam.Keys, []string{"s3cr3t-key"}) ||
 		c.Steam.StartSeqNum != 6_700_000_000 || c.Steam.BaseURL != "http://127.0.0.1:9" {
 		t.Fatalf("steam-sequence: %+v, mode %q", c.Steam, c.Relay.Mode)
 	}
@@ -317,9 +317,15 @@ func TestSourceSettings(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "key 2 repeats key 1") || strings.Contains(err.Error(), "s3cr3t") {
 		t.Fatalf("a repeated key: err %v, want it named by position only", err)
 	}
-	c, err = load(t, map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "k", "SPOOL_MODE": "overflow"})
-	if err != nil || c.Relay.Mode != relay.Overflow {
-		t.Fatalf("an explicit SPOOL_MODE is kept: mode %q, err %v", c.Relay.Mode, err)
+	// The scanner writes Kafka transactions: no spool, and a spool
+	// setting from an earlier version is named as ignored, not refused.
+	c, err = load(t, map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "k", "SPOOL_MODE": "disk", "SPOOL_WHEN_FULL": "drop_newest"})
+	if err != nil || c.Relay.Mode != relay.Memory || !slices.Equal(c.Ignored, []string{"SPOOL_MODE", "SPOOL_WHEN_FULL"}) {
+		t.Fatalf("SPOOL_* with the scanner: mode %q, ignored %v, err %v; want memory, both named", c.Relay.Mode, c.Ignored, err)
+	}
+	c, err = load(t, map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "k"})
+	if err != nil || c.Relay.Mode != relay.Memory || len(c.Ignored) != 0 {
+		t.Fatalf("the scanner by default: mode %q, ignored %v, err %v", c.Relay.Mode, c.Ignored, err)
 	}
 
 	c, err = load(t, map[string]string{"SOURCE": "opendota-logs", "OPENDOTA_LOGS_CHANNELS": " API, parsed ", "OPENDOTA_LOGS_URL": "http://127.0.0.1:9/logs"})
@@ -332,7 +338,6 @@ func TestSourceSettings(t *testing.T) {
 		invalid string
 	}{
 		{map[string]string{"SOURCE": "kafka"}, "SOURCE"},
-		{map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "k", "SPOOL_WHEN_FULL": "drop_newest"}, "SPOOL_WHEN_FULL"},
 		{map[string]string{"SOURCE": "steam-sequence"}, "STEAM_API_KEY"},
 		{map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "k", "STEAM_API_URL": "ftp://x"}, "STEAM_API_URL"},
 		{map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "k", "STEAM_START_SEQ_NUM": "-5"}, "STEAM_START_SEQ_NUM"},

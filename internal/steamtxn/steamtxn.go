@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -51,6 +52,7 @@ type Writer struct {
 	object      []byte // of the match in the Front's hands
 	pageMatches int
 	pageBytes   int
+	pageStart   time.Time // when the page's first match came
 	committed   atomic.Int64
 	onCommit    func(matches int)
 }
@@ -59,13 +61,15 @@ type metrics struct {
 	transactions *prometheus.CounterVec
 	objectBytes  prometheus.Counter
 	cursor       *prometheus.GaugeVec
+	latency      prometheus.Histogram
 }
 
 // New returns a Writer that writes the match objects to matchesTopic
 // unless it is empty. It registers on reg
 // ingestion_steam_transactions_total{outcome},
-// ingestion_steam_matches_topic_bytes_total and
-// ingestion_steam_committed_cursor{cursor}, and fails if it cannot. Set
+// ingestion_steam_matches_topic_bytes_total,
+// ingestion_steam_committed_cursor{cursor} and
+// ingestion_steam_page_commit_seconds, and fails if it cannot. Set
 // its Front, and give it Pages with Use, before a scan.
 func New(matchesTopic string, reg prometheus.Registerer) (*Writer, error) {
 	m := &metrics{
@@ -81,8 +85,13 @@ func New(matchesTopic string, reg prometheus.Registerer) (*Writer, error) {
 			Name: "ingestion_steam_committed_cursor",
 			Help: "The match_seq_num each cursor (primary, rescan) stood at in the last committed transaction.",
 		}, []string{"cursor"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ingestion_steam_page_commit_seconds",
+			Help:    "Time from a page's first match, decoded from Steam's answer, to the commit of its transaction.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.transactions, m.objectBytes, m.cursor} {
+	for _, c := range []prometheus.Collector{m.transactions, m.objectBytes, m.cursor, m.latency} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("steamtxn: register metrics: %w", err)
 		}
@@ -102,7 +111,7 @@ func (w *Writer) OnCommit(f func(matches int)) { w.onCommit = f }
 // Use makes the Writer write through pages from now on (the writer of
 // one scan), forgetting what an earlier one left of a page.
 func (w *Writer) Use(pages Pages) {
-	w.pages, w.object, w.pageMatches, w.pageBytes = pages, nil, 0, 0
+	w.pages, w.object, w.pageMatches, w.pageBytes, w.pageStart = pages, nil, 0, 0, time.Time{}
 }
 
 // Committed returns the matches committed so far.
@@ -114,15 +123,24 @@ func (w *Writer) Match(ctx context.Context, m match.Match) error {
 	if w.matchesTopic != "" {
 		return fmt.Errorf("steamtxn: match %d came without its object, and STEAM_MATCHES_TOPIC wants it", m.ID)
 	}
+	w.started()
 	return w.front.Match(ctx, m)
 }
 
 // MatchObject hands m to the Front, which publishes it to the Writer with
 // object unless it skips it.
 func (w *Writer) MatchObject(ctx context.Context, m match.Match, object []byte) error {
+	w.started()
 	w.object = object
 	defer func() { w.object = nil }()
 	return w.front.Match(ctx, m)
+}
+
+// started notes when the page's first match came.
+func (w *Writer) started() {
+	if w.pageStart.IsZero() {
+		w.pageStart = time.Now()
+	}
 }
 
 // Publish writes m's ID record, and its object to the matches topic, into
@@ -151,8 +169,8 @@ func (w *Writer) EndPage(ctx context.Context, at steamseq.Cursor) error {
 	if err != nil {
 		return fmt.Errorf("steamtxn: encode the cursor: %w", err)
 	}
-	matches, bytes := w.pageMatches, w.pageBytes
-	w.pageMatches, w.pageBytes = 0, 0
+	matches, bytes, start := w.pageMatches, w.pageBytes, w.pageStart
+	w.pageMatches, w.pageBytes, w.pageStart = 0, 0, time.Time{}
 	if err := w.pages.Commit(ctx, cursor); err != nil {
 		w.m.transactions.WithLabelValues("aborted").Inc()
 		return err
@@ -162,6 +180,9 @@ func (w *Writer) EndPage(ctx context.Context, at steamseq.Cursor) error {
 		w.onCommit(matches)
 	}
 	w.m.transactions.WithLabelValues("committed").Inc()
+	if !start.IsZero() {
+		w.m.latency.Observe(time.Since(start).Seconds())
+	}
 	w.m.objectBytes.Add(float64(bytes))
 	w.m.cursor.WithLabelValues("primary").Set(float64(at.Primary))
 	w.m.cursor.WithLabelValues("rescan").Set(float64(at.Rescan))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dota-data/ingestion-service/internal/kafkasink"
 	"github.com/dota-data/ingestion-service/internal/kafkatest"
@@ -73,6 +74,13 @@ func TestScanExactlyOnceAcrossCrashes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var last *steamseq.Scanner
+	var objectBytes, pages float64 // committed, over the runs
+	var latencies uint64
+	tallyRun := func(w *Writer) {
+		objectBytes += testutil.ToFloat64(w.m.objectBytes)
+		pages += testutil.ToFloat64(w.m.transactions.WithLabelValues("committed"))
+		latencies += histogramCount(t, w.m.latency)
+	}
 	for run := range 4 {
 		pw, cursor, err := kafkasink.NewPageWriter(ctx, pageCfg, slog.New(slog.DiscardHandler))
 		if err != nil {
@@ -118,6 +126,7 @@ func TestScanExactlyOnceAcrossCrashes(t *testing.T) {
 			pw.Close(context.Background())
 			err := <-done
 			stop()
+			tallyRun(w)
 			t.Logf("run %d: stopped at position %d, rescan %d, %v committed (%v)", run, sc.Position(), sc.RescanPosition(),
 				testutil.ToFloat64(w.m.transactions.WithLabelValues("committed")), err)
 			continue
@@ -131,6 +140,7 @@ func TestScanExactlyOnceAcrossCrashes(t *testing.T) {
 			t.Fatal(err)
 		}
 		pw.Close(context.Background())
+		tallyRun(w)
 		last = sc
 	}
 	if ctx.Err() != nil {
@@ -170,6 +180,17 @@ func TestScanExactlyOnceAcrossCrashes(t *testing.T) {
 			t.Fatalf("%s: missing %d, duplicates %d; want every listed match once", topic, missing, dups)
 		}
 	}
+	// The metrics count what was committed, each object once.
+	var bodies float64
+	for _, b := range want {
+		bodies += float64(len(b))
+	}
+	if objectBytes != bodies {
+		t.Fatalf("ingestion_steam_matches_topic_bytes_total summed %v, want %v: the committed objects' bytes", objectBytes, bodies)
+	}
+	if latencies == 0 || float64(latencies) > pages {
+		t.Fatalf("%d commit latencies observed for %v committed pages; want one per page that held a match", latencies, pages)
+	}
 	pw, cursor, err := kafkasink.NewPageWriter(ctx, pageCfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -179,4 +200,13 @@ func TestScanExactlyOnceAcrossCrashes(t *testing.T) {
 	if err != nil || c.Primary != last.Position() || c.Rescan != last.RescanPosition() {
 		t.Fatalf("the last committed cursor is %+v (%v), want the scanner's positions %d and %d", c, err, last.Position(), last.RescanPosition())
 	}
+}
+
+func histogramCount(t *testing.T, h prometheus.Histogram) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }
