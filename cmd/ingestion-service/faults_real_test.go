@@ -858,3 +858,30 @@ func sinceOrNever(at, from time.Time) string {
 	}
 	return at.Sub(from).Round(time.Millisecond).String()
 }
+
+// TestFaultSteamPagesKafkaStopped: the exactly-once Steam scan of
+// TestSteamPagesExactlyOnceAcrossKill9 on a one-node cluster, the broker
+// stopped for 30 s during the last run: the scanner waits without calling
+// Steam, and both topics still hold every listed match exactly once.
+func TestFaultSteamPagesKafkaStopped(t *testing.T) {
+	c := needRealCluster(t, 1)
+	steamPagesExactlyOnce(t, c.Cluster, func(t *testing.T) (time.Time, time.Time) {
+		from := c.kill(t, 1)
+		time.Sleep(30 * time.Second)
+		c.restart(t, 1)
+		return from, time.Now()
+	}, true)
+}
+
+// TestFaultSteamPagesBrokerFailover: the same scan on three nodes, one of
+// them killed for 30 s during the last run (partition leaders and
+// transaction coordinators move to the others), then restarted.
+func TestFaultSteamPagesBrokerFailover(t *testing.T) {
+	c := needRealCluster(t, 3)
+	steamPagesExactlyOnce(t, c.Cluster, func(t *testing.T) (time.Time, time.Time) {
+		from := c.kill(t, 2)
+		time.Sleep(30 * time.Second)
+		c.restart(t, 2)
+		return from, time.Now()
+	}, false)
+}

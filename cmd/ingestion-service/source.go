@@ -149,6 +149,7 @@ func runPages(ctx context.Context, cfg config.Config, sc *steamseq.Scanner, page
 		TransactionalID: "ingestion-service.steam." + cfg.Kafka.Topic,
 		CursorTopic:     cfg.SteamTopics.Cursor,
 		CursorKey:       cfg.Kafka.Topic,
+		Topics:          []string{cfg.SteamTopics.Matches},
 	}
 	fallback := resumeFrom(sink, log)
 	for attempt := 0; ; attempt++ {

@@ -28,6 +28,10 @@ type PageConfig struct {
 	CursorTopic string
 	// CursorKey keys this source's cursor records.
 	CursorKey string
+	// Topics are the other topics the pages write to besides
+	// Kafka.Topic (checked, like it, at start: created when
+	// Kafka.CreateTopic is set, else reported missing).
+	Topics []string
 }
 
 // ErrPageNotCommitted is returned by Commit when the page's transaction
@@ -86,6 +90,10 @@ func NewPageWriter(ctx context.Context, cfg PageConfig, log *slog.Logger) (*Page
 		cl.Close()
 		return nil, nil, err
 	}
+	if err := w.ensureTopics(ctx, append([]string{kcfg.Topic}, cfg.Topics...)); err != nil {
+		cl.Close()
+		return nil, nil, err
+	}
 	cursor, err := w.lastCursor(ctx)
 	if err != nil {
 		cl.Close()
@@ -100,6 +108,49 @@ func (w *PageWriter) ensureCursorTopic(ctx context.Context) error {
 	_, err := kadm.NewClient(w.cl).CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, w.cfg.CursorTopic)
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("kafka page writer: create the cursor topic %s: %w", w.cfg.CursorTopic, err)
+	}
+	return nil
+}
+
+// ensureTopics checks that each topic exists with a leader for every
+// partition, creating a missing one when Kafka.CreateTopic is set.
+func (w *PageWriter) ensureTopics(ctx context.Context, topics []string) error {
+	adm := kadm.NewClient(w.cl)
+	kcfg := w.cfg.Kafka.withDefaults()
+	for _, topic := range topics {
+		if topic == "" {
+			continue
+		}
+		td, err := adm.ListTopics(ctx, topic)
+		if err != nil {
+			return fmt.Errorf("kafka page writer: metadata of topic %s: %w", topic, err)
+		}
+		d := td[topic]
+		if errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			if !kcfg.CreateTopic {
+				return fmt.Errorf("kafka page writer: topic %s: %w", topic, ErrTopicMissing)
+			}
+			partitions, rf := kcfg.TopicPartitions, kcfg.TopicReplicationFactor
+			if partitions == 0 {
+				partitions = -1
+			}
+			if rf == 0 {
+				rf = -1
+			}
+			if _, err := adm.CreateTopic(ctx, partitions, rf, nil, topic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("kafka page writer: create topic %s: %w", topic, err)
+			}
+			w.log.Info("Created Kafka topic", "topic", topic, "partitions", partitions, "replication_factor", rf)
+			continue
+		}
+		if d.Err != nil {
+			return fmt.Errorf("kafka page writer: topic %s: %w", topic, d.Err)
+		}
+		for _, p := range d.Partitions {
+			if p.Err != nil || p.Leader < 0 {
+				return fmt.Errorf("kafka page writer: topic %s partition %d has no leader (%v)", topic, p.Partition, p.Err)
+			}
+		}
 	}
 	return nil
 }

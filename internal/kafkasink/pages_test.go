@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +139,39 @@ func TestPageWriterIsFenced(t *testing.T) {
 	}
 	if got := committedKeys(t, cluster, ids); len(got) != 2 || got["1"] != 1 || got["3"] != 1 {
 		t.Fatalf("committed keys %v, want 1 and 3: the fenced page must not show", got)
+	}
+}
+
+// TestPageWriterChecksItsTopics: a writer does not start while a topic it
+// writes to is missing, and says which and how to fix it; with
+// CreateTopic it creates the topic and starts.
+func TestPageWriterChecksItsTopics(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	ids := cluster.Topic(t, 1)
+	missing := ids + "-matches"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := PageConfig{
+		Kafka:           Config{Brokers: cluster.Brokers, Topic: ids, ExtraOpts: cluster.Opts},
+		TransactionalID: "pages-" + ids,
+		CursorTopic:     ids + "-cursor",
+		CursorKey:       "scan",
+		Topics:          []string{missing},
+	}
+	_, _, err := NewPageWriter(ctx, cfg, slog.New(slog.DiscardHandler))
+	if !errors.Is(err, ErrTopicMissing) || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "KAFKA_CREATE_TOPIC") {
+		t.Fatalf("a missing matches topic: %v; want ErrTopicMissing naming %s and the setting", err, missing)
+	}
+	cfg.Kafka.CreateTopic = true
+	w, _, err := NewPageWriter(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("with CreateTopic: %v", err)
+	}
+	defer w.Close(context.Background())
+	if err := page(ctx, t, w, missing, []int64{7}, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := committedKeys(t, cluster, missing); got["7"] != 1 {
+		t.Fatalf("the created topic holds %v, want match 7 once", got)
 	}
 }

@@ -131,7 +131,6 @@ type Scanner struct {
 	pool     *keyPool
 
 	running  atomic.Bool
-	started  atomic.Bool // the start position is known
 	position atomic.Int64
 	head     atomic.Int64
 	rescanAt atomic.Int64
@@ -202,18 +201,6 @@ func (s *Scanner) Head() int64 { return s.head.Load() }
 // Config.Keys.
 func (s *Scanner) KeyIntervals() []time.Duration { return s.pool.intervals() }
 
-// Snapshot returns where the scanner stands, in the form a ResumeFunc
-// returns: a later Run of the same scanner (or of another, in the same
-// process) can resume from it. Found is false until the start is known.
-func (s *Scanner) Snapshot() Resume {
-	if !s.started.Load() {
-		return Resume{}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return Resume{Found: true, Seq: s.Position(), Rescan: s.RescanPosition(), Delivered: slices.Clone(s.delivered)}
-}
-
 // Status reports whether the last call to Steam succeeded. It is down
 // before the start position is known and after a failed call, with the
 // reason; up, it tells the position and the lags.
@@ -262,7 +249,6 @@ func (s *Scanner) run(ctx context.Context, resume ResumeFunc, h Handler) error {
 	s.mu.Unlock()
 	s.setRescan(st.rescan)
 	s.setPosition(st.next - 1)
-	s.started.Store(true)
 	s.state.Set(true, s.detail())
 
 	g, gctx := errgroup.WithContext(ctx)
