@@ -154,30 +154,10 @@ func TestScanExactlyOnceAcrossCrashes(t *testing.T) {
 		}
 	}
 	for _, topic := range []string{ids, objects} {
-		seen := map[int64]int{}
-		for _, r := range cluster.ReadCommitted(t, topic, 30*time.Second) {
-			id, _ := strconv.ParseInt(string(r.Key), 10, 64)
-			body, ok := want[id]
-			if !ok {
-				t.Fatalf("%s: a record for match %d, which Steam does not list", topic, id)
-			}
-			if topic == objects && string(r.Value) != body {
-				t.Fatalf("match %d: the object in the topic differs from what Steam served", id)
-			}
-			seen[id]++
-		}
-		missing, dups := 0, 0
-		for id := range want {
-			switch n := seen[id]; {
-			case n == 0:
-				missing++
-			case n > 1:
-				dups += n - 1
-			}
-		}
-		t.Logf("%s: %d matches listed, %d records, missing %d, duplicates %d", topic, len(want), len(seen)+dups, missing, dups)
-		if missing != 0 || dups != 0 {
-			t.Fatalf("%s: missing %d, duplicates %d; want every listed match once", topic, missing, dups)
+		tl := fake.Tally(cluster.ReadCommitted(t, topic, 30*time.Second), topic == objects)
+		t.Logf("%s: %s", topic, tl)
+		if !tl.ExactlyOnce() {
+			t.Fatalf("%s: %s; want every listed match once, objects as served", topic, tl)
 		}
 	}
 	// The metrics count what was committed, each object once.
