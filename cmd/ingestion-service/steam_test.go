@@ -167,7 +167,7 @@ func metricsText(t *testing.T, s *service) string {
 // the last committed cursor: read committed, both topics hold every match
 // exactly once.
 func TestFleetSteamSequence(t *testing.T) {
-	const n = 3000
+	const n = 4000
 	cluster := kafkatest.Start(t)
 	ids, objects := cluster.Topic(t, 3), cluster.Topic(t, 3)
 	fake, url := steamfake.Start(t, steamfake.Options{Count: n})
@@ -183,7 +183,7 @@ func TestFleetSteamSequence(t *testing.T) {
 	first := waitOneLeader(t, replicas, time.Minute)
 	leader := replicas[first]
 	leader.waitFor(t, "the leader publishing", time.Minute, func() bool {
-		return leader.metric(t, "ingestion_matches_published_total") >= 1000
+		return leader.metric(t, "ingestion_matches_published_total") >= 2000
 	})
 	other := replicas[1-first]
 	if got := other.metric(t, "ingestion_steam_matches_total"); got != 0 {
