@@ -27,6 +27,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	rate := fs.Float64("rate", 20, "simulated matches per second")
 	badEvery := fs.Int("bad-every", 50, "one simulated frame in this many is malformed (negative: none)")
 	partitions := fs.Int("partitions", 3, "partitions of the topic")
+	simulated := fs.String("source", config.SourceWebSocket, "the simulated source: websocket (a match stream in the original's frame shape) or opendota-logs (OpenDota's live log feed, its routes and line shapes)")
 	if err := fs.Parse(args); err != nil {
 		return &usageError{err.Error()}
 	}
@@ -47,7 +48,23 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer broker.Close()
 
-	sim := simstream.New(simstream.Options{Rate: *rate, BadEvery: *badEvery})
+	simOpts := simstream.Options{Rate: *rate, BadEvery: *badEvery}
+	var (
+		sim     http.Handler
+		counted func() (all, bad int64)
+		what    string
+	)
+	switch *simulated {
+	case config.SourceWebSocket:
+		ws := simstream.New(simOpts)
+		sim, counted, what = ws, ws.Sent, "match stream (simulated WebSocket)"
+	case config.SourceOpenDotaLogs:
+		logs := simstream.NewLogs(simOpts)
+		sim, what = logs, "OpenDota log feed (simulated)"
+		counted = func() (int64, int64) { m, _ := logs.Sent(); return m, 0 }
+	default:
+		return &usageError{fmt.Sprintf("-source %q: want %s or %s", *simulated, config.SourceWebSocket, config.SourceOpenDotaLogs)}
+	}
 	simLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -57,7 +74,14 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer simSrv.Close()
 
 	cfg.Kafka.Brokers = broker.ListenAddrs()
-	cfg.Stream.URL = "ws://" + simLn.Addr().String() + "/matches"
+	cfg.Source = *simulated
+	cfg.SourceReason = "dev mode: a simulated " + *simulated + " source on loopback (-source picks websocket or opendota-logs)"
+	simURL := "ws://" + simLn.Addr().String() + "/matches"
+	cfg.Stream.URL = simURL
+	if cfg.Source == config.SourceOpenDotaLogs {
+		simURL = "http://" + simLn.Addr().String() + "/logs"
+		cfg.Logs.URL = simURL
+	}
 	if getenv("LOG_SUMMARY_INTERVAL") == "" {
 		cfg.Log.SummaryInterval = 5 * time.Second
 	}
@@ -76,19 +100,23 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	fmt.Fprintf(stdout, `ingestion-service dev mode
   Kafka (in-process broker): %[1]s  topic %[2]s (%[3]d partitions)
-  match stream (simulated):  %[4]s  %[5]g matches/s, one in %[6]d malformed
+  %-26[8]s %[4]s  %[5]g matches/s, one in %[6]d malformed
   HTTP API:                  http://%[7]s/api/v1/health  /api/v1/ready  /metrics  /docs
 Read the topic with any Kafka client while this runs, for example:
   kcat -b %[1]s -t %[2]s -C -f '%%k %%s\n'
   kafka-console-consumer.sh --bootstrap-server %[1]s --topic %[2]s --from-beginning --property print.key=true
 Press Ctrl-C to stop.
 
-`, cfg.Kafka.Brokers[0], cfg.Kafka.Topic, *partitions, cfg.Stream.URL, *rate, *badEvery, cfg.API.Addr())
+`, cfg.Kafka.Brokers[0], cfg.Kafka.Topic, *partitions, simURL, *rate, *badEvery, cfg.API.Addr(), what+":")
 
 	limitMemory(cfg, getenv)
 	err = serve(ctx, cfg, stdout)
-	sent, bad := sim.Sent()
-	fmt.Fprintf(stdout, "dev mode: the simulated stream sent %d frames (%d malformed)\n", sent, bad)
+	sent, bad := counted()
+	if cfg.Source == config.SourceOpenDotaLogs {
+		fmt.Fprintf(stdout, "dev mode: the simulated log feed announced %d matches\n", sent)
+	} else {
+		fmt.Fprintf(stdout, "dev mode: the simulated stream sent %d frames (%d malformed)\n", sent, bad)
+	}
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -590,27 +590,41 @@ func TestProbePort(t *testing.T) {
 }
 
 // TestDevMode runs the README's first command: the service against its
-// in-process broker and simulated stream.
+// in-process broker and simulated stream, and with -source opendota-logs
+// against a simulated OpenDota log feed (read at its /logs/api route).
 func TestDevMode(t *testing.T) {
-	_, kafkaPort, _ := net.SplitHostPort(freeAddr(t))
-	svc := startService(t, map[string]string{"LOG_SUMMARY_INTERVAL": "200ms"}, "dev", "-kafka-port", kafkaPort, "-rate", "500")
-	svc.waitFor(t, "matches flowing", 60*time.Second, func() bool {
-		return svc.metric(t, "ingestion_matches_published_total") >= 200
-	})
-	if code, _ := svc.get(t, "/api/v1/ready"); code != 200 {
-		t.Fatalf("ready = %d in dev mode", code)
-	}
-	if svc.metric(t, "ingestion_frames_rejected_total") < 1 {
-		t.Errorf("the simulated stream sent no malformed frame")
-	}
-	out := svc.out.String()
-	for _, want := range []string{"127.0.0.1:" + kafkaPort, "kcat -b 127.0.0.1:" + kafkaPort, `"event":"Ingestion progress"`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("dev output lacks %q", want)
-		}
-	}
-	if code, _ := svc.stop(t, 30*time.Second); code != 0 {
-		t.Fatalf("exit status = %d", code)
+	for _, tt := range []struct {
+		args   []string
+		source string
+		ready  string // in readiness's detail of the source
+	}{
+		{nil, "websocket", "connected to ws://127.0.0.1:"},
+		{[]string{"-source", "opendota-logs"}, "opendota-logs", "/logs/api"},
+	} {
+		t.Run(tt.source, func(t *testing.T) {
+			_, kafkaPort, _ := net.SplitHostPort(freeAddr(t))
+			args := append([]string{"dev", "-kafka-port", kafkaPort, "-rate", "500"}, tt.args...)
+			svc := startService(t, map[string]string{"LOG_SUMMARY_INTERVAL": "200ms"}, args...)
+			svc.waitFor(t, "matches flowing", 60*time.Second, func() bool {
+				return svc.metric(t, "ingestion_matches_published_total") >= 200
+			})
+			if code, body := svc.get(t, "/api/v1/ready"); code != 200 || !strings.Contains(body, tt.ready) {
+				t.Fatalf("ready = %d %s in dev mode; want 200 naming %s", code, body, tt.ready)
+			}
+			if svc.metric(t, "ingestion_frames_rejected_total") < 1 {
+				t.Errorf("the simulated source sent nothing malformed")
+			}
+			out := svc.out.String()
+			for _, want := range []string{"127.0.0.1:" + kafkaPort, "kcat -b 127.0.0.1:" + kafkaPort, `"event":"Ingestion progress"`,
+				`"event":"Source chosen","service":"ingestion-service","source":"` + tt.source + `","why":"dev mode`} {
+				if !strings.Contains(out, want) {
+					t.Errorf("dev output lacks %q", want)
+				}
+			}
+			if code, _ := svc.stop(t, 30*time.Second); code != 0 {
+				t.Fatalf("exit status = %d", code)
+			}
+		})
 	}
 }
 

@@ -60,7 +60,7 @@ func TestOpenDotaLogsSource(t *testing.T) {
 		reset = "\x1b[39m"
 	)
 	insert := func(id string) string {
-		return "[2026-11-27T07:00:00.000Z] [web] [insert: api] [ended: 2 minutes ago] " + id
+		return "[2026-11-27T07:00:00.000Z] [inserter] [insert: api] [ended: 2 minutes ago] " + id
 	}
 	parsed := func(outcome, id string) string {
 		return green + "[2026-11-27T07:00:01.000Z] [parser] [" + outcome + ": 2345ms] [api: 120ms] [gcdata: 300ms] [parse: 1800ms] [queued: a minute ago] [pri: 1] [att: 1] " + id + " ok" + reset
@@ -68,7 +68,7 @@ func TestOpenDotaLogsSource(t *testing.T) {
 	batches := [][]string{
 		{
 			insert("8000000001"),
-			"[2026-11-27T07:00:00.000Z] [web] [insert: gcdata] [ended: 2 minutes ago] 8000000099", // another insert type
+			"[2026-11-27T07:00:00.000Z] [parser] [insert: gcdata] [ended: 2 minutes ago] 8000000099", // another insert type
 			"\x1b[35m[2026-11-27T07:00:00.000Z] [retriever] [queue: parse] [pri: 1] [att: 0] 8000000098\x1b[39m",
 			insert("8000000002"),
 			parsed("success", "8000000003"),

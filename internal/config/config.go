@@ -61,6 +61,8 @@ type Config struct {
 	// Source names the adapter that finds matches: SourceWebSocket,
 	// SourceOpenDotaLogs or SourceSteamSequence.
 	Source string
+	// SourceReason says why Source was chosen, for the start-up log.
+	SourceReason string
 	// Stream configures the WebSocket source.
 	Stream wsstream.Config
 	// Logs configures the OpenDota log stream source.
@@ -211,8 +213,8 @@ var Vars = []Var{
 	{Name: "KAFKA_TLS_CERT_FILE", Help: "PEM client certificate, for mutual TLS"},
 	{Name: "KAFKA_TLS_KEY_FILE", Help: "PEM key of the client certificate"},
 	{Name: "KAFKA_TLS_SERVER_NAME", Help: "host name to verify in the brokers' certificates, if not the one dialled"},
-	{Name: "SOURCE", Default: "websocket", Help: "where matches come from: websocket (OPENDOTA_STREAM_URL), opendota-logs (OPENDOTA_LOGS_URL) or steam-sequence (the Steam Web API)"},
-	{Name: "OPENDOTA_STREAM_URL", Default: "wss://stream.opendota.com/matches", Help: "WebSocket stream of finished matches (ws:// or wss://)"},
+	{Name: "SOURCE", Default: "opendota-logs", Help: "where matches come from: websocket (OPENDOTA_STREAM_URL), opendota-logs (OPENDOTA_LOGS_URL) or steam-sequence (the Steam Web API); unset, websocket if OPENDOTA_STREAM_URL is set, else opendota-logs"},
+	{Name: "OPENDOTA_STREAM_URL", Default: OriginalStreamURL, Help: "WebSocket stream of finished matches (ws:// or wss://), SOURCE=websocket; setting it without SOURCE picks websocket. The original's default names no real stream"},
 	{Name: "STREAM_CONNECT_TIMEOUT", Default: "10s", Help: "dial and handshake timeout"},
 	{Name: "STREAM_PING_INTERVAL", Default: "30s", Help: "how often the stream is pinged"},
 	{Name: "STREAM_PONG_TIMEOUT", Default: "15s", Help: "an unanswered ping after this long replaces the connection"},
@@ -224,6 +226,7 @@ var Vars = []Var{
 	{Name: "OPENDOTA_LOGS_URL", Default: odlogs.DefaultURL, Help: "Server-Sent Events stream of OpenDota's log lines (SOURCE=opendota-logs)"},
 	{Name: "OPENDOTA_LOGS_CHANNELS", Default: "api", Help: "lines that yield match IDs: api (new matches from the Steam API), parsed (parsed matches), or api,parsed"},
 	{Name: "OPENDOTA_LOGS_IDLE_TIMEOUT", Default: "5m", Help: "a log stream silent this long is reconnected"},
+	{Name: "OPENDOTA_LOGS_STALE_AFTER", Default: "2m", Help: "readiness reports the log stream down while it announces no match this long, though connected (at about 12 matches a second, 2 minutes is some 1,400 matches missing, never a lull); 0 never"},
 	{Name: "STEAM_API_URL", Default: steamseq.DefaultBaseURL, Help: "Steam Web API base URL (SOURCE=steam-sequence)"},
 	{Name: "STEAM_API_KEY", Help: "Steam Web API key, or several separated by commas (each is paced on its own), required with SOURCE=steam-sequence; never logged", Secret: true},
 	{Name: "STEAM_MATCHES_TOPIC", Help: "topic that receives each match's whole object as Steam served it, in the same transactions as KAFKA_PUBLISH_TOPIC (SOURCE=steam-sequence); empty writes none"},
@@ -377,7 +380,7 @@ func (r *reader) load() Config {
 	}
 
 	c.Stream = wsstream.Config{
-		URL:            r.str("OPENDOTA_STREAM_URL", "wss://stream.opendota.com/matches"),
+		URL:            r.str("OPENDOTA_STREAM_URL", OriginalStreamURL),
 		ConnectTimeout: r.duration("STREAM_CONNECT_TIMEOUT", wsstream.DefaultConnectTimeout, time.Millisecond),
 		PingInterval:   r.duration("STREAM_PING_INTERVAL", wsstream.DefaultPingInterval, time.Millisecond),
 		PongTimeout:    r.duration("STREAM_PONG_TIMEOUT", wsstream.DefaultPongTimeout, time.Millisecond),
@@ -387,11 +390,16 @@ func (r *reader) load() Config {
 		HealthyAfter:   r.duration("STREAM_HEALTHY_AFTER", wsstream.DefaultHealthyAfter, time.Millisecond),
 		TLSCAFile:      r.file("STREAM_TLS_CA_FILE"),
 	}
+	c.Stream.UnreachableHint = "check OPENDOTA_STREAM_URL; SOURCE=opendota-logs reads OpenDota's live log feed"
+	if c.Stream.URL == OriginalStreamURL {
+		c.Stream.UnreachableHint = OriginalStreamURL + " is the original service's default and no such stream exists: " +
+			"unset OPENDOTA_STREAM_URL and SOURCE, or set SOURCE=opendota-logs, to read OpenDota's live log feed"
+	}
 	if err := wsstream.CheckURL(c.Stream.URL); err != nil {
 		r.fail("OPENDOTA_STREAM_URL", redact.URL(c.Stream.URL), "want a ws:// or wss:// URL with a host")
 	}
 
-	c.Source = strings.ToLower(r.str("SOURCE", SourceWebSocket))
+	c.Source, c.SourceReason = r.source()
 	if !slices.Contains(Sources, c.Source) {
 		r.fail("SOURCE", c.Source, "want "+strings.Join(Sources, ", "))
 	}
@@ -400,9 +408,13 @@ func (r *reader) load() Config {
 		Channels:       r.list("OPENDOTA_LOGS_CHANNELS", odlogs.ChannelAPI),
 		ConnectTimeout: c.Stream.ConnectTimeout,
 		IdleTimeout:    r.duration("OPENDOTA_LOGS_IDLE_TIMEOUT", odlogs.DefaultIdleTimeout, time.Second),
+		StaleAfter:     r.duration("OPENDOTA_LOGS_STALE_AFTER", odlogs.DefaultStaleAfter, time.Second),
 		BackoffMin:     c.Stream.BackoffMin,
 		BackoffMax:     c.Stream.BackoffMax,
 		HealthyAfter:   c.Stream.HealthyAfter,
+	}
+	if c.Logs.StaleAfter == 0 {
+		c.Logs.StaleAfter = -1 // 0: never stale
 	}
 	if err := c.Logs.Validate(); err != nil && c.Source == SourceOpenDotaLogs {
 		r.fail("OPENDOTA_LOGS_URL", redact.URL(c.Logs.URL), redact.ForURL(c.Logs.URL).String(err.Error()))
@@ -580,6 +592,24 @@ func (r *reader) load() Config {
 		r.fail("SHUTDOWN_TIMEOUT", "0", "want a positive duration")
 	}
 	return c
+}
+
+// The original service's stream, OPENDOTA_STREAM_URL's default: no such
+// stream exists (nothing public serves it).
+const OriginalStreamURL = "wss://stream.opendota.com/matches"
+
+// source picks SOURCE, and says why: as set, else the WebSocket stream if
+// OPENDOTA_STREAM_URL is set (a deployment of the original keeps its
+// behaviour), else OpenDota's live log feed, which exists (the original's
+// default stream does not).
+func (r *reader) source() (source, reason string) {
+	if v := r.str("SOURCE", ""); v != "" {
+		return strings.ToLower(v), "SOURCE is set"
+	}
+	if r.str("OPENDOTA_STREAM_URL", "") != "" {
+		return SourceWebSocket, "SOURCE is not set and OPENDOTA_STREAM_URL is: the original service's WebSocket stream"
+	}
+	return SourceOpenDotaLogs, "SOURCE and OPENDOTA_STREAM_URL are not set: OpenDota's live log feed (the original's default stream does not exist)"
 }
 
 // spoolVars configure the relay and its spool, which SOURCE=steam-sequence
@@ -773,6 +803,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("stream_url", redact.URL(c.Stream.URL)),
 		slog.String("opendota_logs_url", redact.URL(c.Logs.URL)),
 		slog.String("opendota_logs_channels", strings.Join(c.Logs.Channels, ",")),
+		slog.String("opendota_logs_stale_after", never(c.Logs.StaleAfter)),
 		slog.String("steam_api_url", redact.URL(c.Steam.BaseURL)),
 		slog.String("steam_api_key", maskKeys(c.Steam.Keys)),
 		slog.String("steam_key_interval", c.Steam.KeyInterval.String()),
@@ -870,4 +901,12 @@ func validTopic(name string) bool {
 		}
 	}
 	return true
+}
+
+// never shows d, or "never" for a negative d (a check turned off).
+func never(d time.Duration) string {
+	if d < 0 {
+		return "never"
+	}
+	return d.String()
 }

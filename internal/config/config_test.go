@@ -286,8 +286,28 @@ func TestSourceSettings(t *testing.T) {
 		return Load(env(vars))
 	}
 	c, err := load(t, map[string]string{})
-	if err != nil || c.Source != SourceWebSocket || c.Relay.Mode != relay.Overflow {
+	if err != nil || c.Source != SourceOpenDotaLogs || c.Relay.Mode != relay.Overflow {
 		t.Fatalf("defaults: source %q, mode %q, err %v", c.Source, c.Relay.Mode, err)
+	}
+	// The default source: all four combinations of SOURCE and
+	// OPENDOTA_STREAM_URL, set or not, in the environment or the .env file.
+	for _, tt := range []struct {
+		vars      map[string]string
+		env       string // the .env file
+		want, why string
+	}{
+		{map[string]string{}, "", SourceOpenDotaLogs, "SOURCE and OPENDOTA_STREAM_URL are not set"},
+		{map[string]string{"OPENDOTA_STREAM_URL": "ws://127.0.0.1:9/matches"}, "", SourceWebSocket, "SOURCE is not set and OPENDOTA_STREAM_URL is"},
+		{map[string]string{}, "OPENDOTA_STREAM_URL=wss://stream.opendota.com/matches\n", SourceWebSocket, "SOURCE is not set and OPENDOTA_STREAM_URL is"},
+		{map[string]string{"SOURCE": "opendota-logs", "OPENDOTA_STREAM_URL": "ws://127.0.0.1:9/matches"}, "", SourceOpenDotaLogs, "SOURCE is set"},
+		{map[string]string{"SOURCE": "WebSocket"}, "", SourceWebSocket, "SOURCE is set"},
+		{map[string]string{"SOURCE": " "}, "", SourceOpenDotaLogs, "SOURCE and OPENDOTA_STREAM_URL are not set"},
+	} {
+		tt.vars["ENV_FILE"] = writeFile(t, tt.env)
+		c, err := Load(env(tt.vars))
+		if err != nil || c.Source != tt.want || !strings.HasPrefix(c.SourceReason, tt.why) {
+			t.Errorf("%v, .env %q: source %q (%s), err %v; want %s because %s", tt.vars, tt.env, c.Source, c.SourceReason, err, tt.want, tt.why)
+		}
 	}
 
 	c, err = load(t, map[string]string{"SOURCE": "Steam-Sequence", "STEAM_API_KEY": "s3cr3t-key", "STEAM_START_SEQ_NUM": "6700000000", "STEAM_API_URL": "http://127.0.0.1:9"})

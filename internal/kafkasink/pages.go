@@ -263,6 +263,11 @@ func (w *PageWriter) Commit(ctx context.Context, cursor []byte) error {
 	ferr := w.cl.Flush(ctx)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if !w.open {
+		// Close ended the transaction meanwhile (the client would take
+		// a commit of no transaction for a success).
+		return fmt.Errorf("%w: the writer was closed", ErrPageNotCommitted)
+	}
 	cause := errors.Join(ferr, w.failed)
 	try := kgo.TryCommit
 	if cause != nil {
@@ -283,7 +288,9 @@ func (w *PageWriter) Commit(ctx context.Context, cursor []byte) error {
 	return fmt.Errorf("%w: %w", ErrPageNotCommitted, cause)
 }
 
-// Close aborts a transaction left open and closes the producer.
+// Close aborts a transaction left open and closes the producer. It may be
+// called while Commit runs (a crash, in tests): the page is then either
+// committed before Close, or reported not committed.
 func (w *PageWriter) Close(ctx context.Context) {
 	w.mu.Lock()
 	open := w.open

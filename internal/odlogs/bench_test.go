@@ -39,7 +39,7 @@ func BenchmarkReadLines(b *testing.B) {
 	const batch = 256 // events per write
 	var text strings.Builder
 	for i := 0; i < batch; i++ {
-		fmt.Fprintf(&text, "data: [2026-08-21T18:25:36.123Z] [scanner] [insert: api] [ended: a few seconds ago] %d\n\n", 8012345678+i)
+		fmt.Fprintf(&text, "data: [2026-08-21T18:25:36.123Z] [inserter] [insert: api] [ended: a few seconds ago] %d\n\n", 8012345678+i)
 	}
 	chunk := text.String()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

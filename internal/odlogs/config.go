@@ -41,6 +41,17 @@ type Config struct {
 	// quietest stretch of the channels it carries; its "api" channel
 	// usually has many lines a second.
 	IdleTimeout time.Duration
+	// StaleAfter is how long the stream may go without a match of the
+	// listed channels, while connected, before the source reports itself
+	// down; default 2m, negative never. OpenDota's stream stays connected
+	// and busy with other channels when its inserter stalls, so silence
+	// on "insert: api" is the failure to see, not silence on the
+	// connection. At Dota's rate of about 12 matches a second, announced
+	// in bursts of a Steam page (about 100) every 8 s or so, two minutes
+	// without one is some 1,400 matches not announced: never a lull, and
+	// long enough to ride out the announcer's own backoff after a Steam
+	// refusal (up to a minute).
+	StaleAfter time.Duration
 	// MaxLineBytes is the longest line of the stream that is read whole,
 	// its field name included; default 65536, at least 256. A longer line
 	// is skipped: if its start has the shape of a line that yields match
@@ -75,6 +86,7 @@ const (
 	DefaultURL            = "https://api.opendota.com/logs"
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultIdleTimeout    = 5 * time.Minute
+	DefaultStaleAfter     = 2 * time.Minute
 	DefaultMaxLineBytes   = 64 << 10
 	DefaultMaxEventBytes  = 1 << 20
 	DefaultBackoffMin     = time.Second
@@ -101,6 +113,7 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.ConnectTimeout, DefaultConnectTimeout)
 	def(&c.IdleTimeout, DefaultIdleTimeout)
+	def(&c.StaleAfter, DefaultStaleAfter)
 	def(&c.BackoffMin, DefaultBackoffMin)
 	def(&c.BackoffMax, DefaultBackoffMax)
 	def(&c.HealthyAfter, DefaultHealthyAfter)

@@ -30,6 +30,18 @@
 //
 //	[<ISO time>] [<app name>] [insert: <type>] [ended: <relative time>] <match_id>
 //
+// New matches are inserted by svc/inserter.ts, so the app name of their
+// "[insert: api]" lines reads "inserter". That line is published for
+// every insert from the Steam API, not only new matches: reconcile and
+// repair backfills re-insert old ones, the secondary scanner's late finds
+// show there, and an insert retried after a timeout announces the same ID
+// again. Repeats are the de-duplication window's to drop; old matches are
+// real ones.
+//
+// The route "/logs/:jobId" ("/logs/api") carries one channel alone; a
+// Source whose only channel is ChannelAPI reads it, and falls back to
+// "/logs" on a 404.
+//
 // svc/parser.ts, function log inside parseProcessor, publishes on
 // "parsed", wrapped in one colour of the ansi-colors package by outcome
 // (success green "\x1b[32m", fail yellow "\x1b[33m", crash red "\x1b[31m",

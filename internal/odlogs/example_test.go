@@ -37,11 +37,11 @@ func Example() {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		for _, line := range []string{
-			"[2026-08-21T18:25:36.123Z] [scanner] [insert: api] [ended: a few seconds ago] 8012345678",
+			"[2026-08-21T18:25:36.123Z] [inserter] [insert: api] [ended: a few seconds ago] 8012345678",
 			"\x1b[35m[2026-08-21T18:25:36.130Z] [web] [queue: parse] [pri: 1] [att: 1] 8012345601\x1b[39m",
 			"\x1b[32m[2026-08-21T18:25:37.456Z] [parser] [success: 5321ms] [api: 102ms] [gcdata: 350ms] [parse: 4801ms] [queued: a minute ago] [pri: 1] [att: 1] 8012345601 \x1b[39m",
-			"[2026-08-21T18:25:38.000Z] [scanner] [insert: api] [ended: a few seconds ago] undefined",
-			"[2026-08-21T18:25:38.789Z] [scanner] [insert: api] [ended: a minute ago] 8012345679",
+			"[2026-08-21T18:25:38.000Z] [inserter] [insert: api] [ended: a few seconds ago] undefined",
+			"[2026-08-21T18:25:38.789Z] [inserter] [insert: api] [ended: a minute ago] 8012345679",
 		} {
 			fmt.Fprintf(w, "data: %s\n\n", line)
 		}
@@ -71,9 +71,9 @@ func Example() {
 }
 
 func ExampleParseLine() {
-	kind, m, err := odlogs.ParseLine([]byte("[2026-08-21T18:25:36.123Z] [scanner] [insert: api] [ended: a few seconds ago] 8012345678"))
+	kind, m, err := odlogs.ParseLine([]byte("[2026-08-21T18:25:36.123Z] [inserter] [insert: api] [ended: a few seconds ago] 8012345678"))
 	fmt.Println(kind, m.ID, err)
-	kind, _, err = odlogs.ParseLine([]byte("[2026-08-21T18:25:36.123Z] [scanner] [insert: api] [ended: a few seconds ago] 0"))
+	kind, _, err = odlogs.ParseLine([]byte("[2026-08-21T18:25:36.123Z] [inserter] [insert: api] [ended: a few seconds ago] 0"))
 	fmt.Println(kind, err)
 	kind, _, err = odlogs.ParseLine([]byte("\x1b[33m[2026-08-21T18:25:36.123Z] [parser] [fail: 12ms] [att: 1] 8012345603 Missing API data\x1b[39m"))
 	fmt.Println(kind, err)

@@ -9,7 +9,7 @@ import (
 
 // Lines in the upstream's shapes (see the package comment).
 const (
-	insertLine = "[2026-08-21T18:25:36.123Z] [scanner] [insert: api] [ended: a few seconds ago] 8012345678"
+	insertLine = "[2026-08-21T18:25:36.123Z] [inserter] [insert: api] [ended: a few seconds ago] 8012345678"
 	parsedLine = "\x1b[32m[2026-08-21T18:25:36.123Z] [parser] [success: 5321ms] [api: 102ms] [gcdata: 350ms] [parse: 4801ms] [queued: a minute ago] [pri: 1] [att: 1] 8012345601 \x1b[39m"
 )
 
@@ -24,11 +24,11 @@ func TestParseLine(t *testing.T) {
 		{"insert", insertLine, Insert, 8012345678, ""},
 		{"insert, app is a path", "[2026-08-21T18:25:36.123Z] [/usr/src/svc/scanner.ts] [insert: api] [ended: 2 hours ago] 42", Insert, 42, ""},
 		{"insert, colour codes", "\x1b[1;31m" + insertLine + "\x1b[0m", Insert, 8012345678, ""},
-		{"insert, code inside the ID", "[t] [scanner] [insert: api] [ended: x] 80\x1b[1m12", Insert, 8012, ""},
+		{"insert, code inside the ID", "[t] [inserter] [insert: api] [ended: x] 80\x1b[1m12", Insert, 8012, ""},
 		{"insert, blanks around", " \t" + insertLine + "\r\n", Insert, 8012345678, ""},
-		{"insert, no ended field", "[t] [scanner] [insert: api] 7", Insert, 7, ""},
-		{"insert, extra fields", "[t] [scanner] [insert: api] [ended: x] [new: y] 7", Insert, 7, ""},
-		{"insert, words after the ID", "[t] [scanner] [insert: api] [ended: x] 7 later", Insert, 7, ""},
+		{"insert, no ended field", "[t] [inserter] [insert: api] 7", Insert, 7, ""},
+		{"insert, extra fields", "[t] [inserter] [insert: api] [ended: x] [new: y] 7", Insert, 7, ""},
+		{"insert, words after the ID", "[t] [inserter] [insert: api] [ended: x] 7 later", Insert, 7, ""},
 		{"insert, max int64", "[t] [s] [insert: api] [ended: x] 9223372036854775807", Insert, 9223372036854775807, ""},
 		// The frame parser's rule: an integer literal has no leading zero.
 		{"insert, leading zeros", "[t] [s] [insert: api] [ended: x] 007", Insert, 0, match.NotInteger},
@@ -37,18 +37,18 @@ func TestParseLine(t *testing.T) {
 		{"parsed, green", parsedLine, Parsed, 8012345601, ""},
 		{"parsed, no colour", "[t] [parser] [success: 1ms] [api: 0ms] [gcdata: 0ms] [parse: 0ms] [queued: now] [pri: 1] [att: 1] 99 ", Parsed, 99, ""},
 
-		{"insert, ID missing", "[t] [scanner] [insert: api] [ended: x]", Insert, 0, match.MissingID},
-		{"insert, ID missing, blanks", "[t] [scanner] [insert: api] [ended: x]   ", Insert, 0, match.MissingID},
-		{"insert, ID undefined", "[t] [scanner] [insert: api] [ended: x] undefined", Insert, 0, match.NotInteger},
-		{"insert, ID with fraction", "[t] [scanner] [insert: api] [ended: x] 1.5", Insert, 0, match.NotInteger},
-		{"insert, ID in exponent form", "[t] [scanner] [insert: api] [ended: x] 1e+21", Insert, 0, match.NotInteger},
-		{"insert, ID with plus", "[t] [scanner] [insert: api] [ended: x] +5", Insert, 0, match.NotInteger},
-		{"insert, lone minus", "[t] [scanner] [insert: api] [ended: x] -", Insert, 0, match.NotInteger},
-		{"insert, unclosed field", "[t] [scanner] [insert: api] [ended: x 5", Insert, 0, match.NotInteger},
-		{"insert, ID zero", "[t] [scanner] [insert: api] [ended: x] 0", Insert, 0, match.NotPositive},
-		{"insert, ID negative", "[t] [scanner] [insert: api] [ended: x] -8012345678", Insert, 0, match.NotPositive},
-		{"insert, ID 2^63", "[t] [scanner] [insert: api] [ended: x] 9223372036854775808", Insert, 0, match.OutOfRange},
-		{"insert, ID of 30 digits", "[t] [scanner] [insert: api] [ended: x] 123456789012345678901234567890", Insert, 0, match.OutOfRange},
+		{"insert, ID missing", "[t] [inserter] [insert: api] [ended: x]", Insert, 0, match.MissingID},
+		{"insert, ID missing, blanks", "[t] [inserter] [insert: api] [ended: x]   ", Insert, 0, match.MissingID},
+		{"insert, ID undefined", "[t] [inserter] [insert: api] [ended: x] undefined", Insert, 0, match.NotInteger},
+		{"insert, ID with fraction", "[t] [inserter] [insert: api] [ended: x] 1.5", Insert, 0, match.NotInteger},
+		{"insert, ID in exponent form", "[t] [inserter] [insert: api] [ended: x] 1e+21", Insert, 0, match.NotInteger},
+		{"insert, ID with plus", "[t] [inserter] [insert: api] [ended: x] +5", Insert, 0, match.NotInteger},
+		{"insert, lone minus", "[t] [inserter] [insert: api] [ended: x] -", Insert, 0, match.NotInteger},
+		{"insert, unclosed field", "[t] [inserter] [insert: api] [ended: x 5", Insert, 0, match.NotInteger},
+		{"insert, ID zero", "[t] [inserter] [insert: api] [ended: x] 0", Insert, 0, match.NotPositive},
+		{"insert, ID negative", "[t] [inserter] [insert: api] [ended: x] -8012345678", Insert, 0, match.NotPositive},
+		{"insert, ID 2^63", "[t] [inserter] [insert: api] [ended: x] 9223372036854775808", Insert, 0, match.OutOfRange},
+		{"insert, ID of 30 digits", "[t] [inserter] [insert: api] [ended: x] 123456789012345678901234567890", Insert, 0, match.OutOfRange},
 		{"parsed, ID not a number", "\x1b[32m[t] [parser] [success: 1ms] [att: 1] NaN \x1b[39m", Parsed, 0, match.NotInteger},
 
 		{"insert of parsed data", "[t] [parser] [insert: parsed] [ended: x] 8012345601", Other, 0, ""},
@@ -66,7 +66,7 @@ func TestParseLine(t *testing.T) {
 		{"no space between fields", "[t][scanner][insert: api] 5", Other, 0, ""},
 		{"insert tag in the wrong place", "[insert: api] [t] [scanner] 5", Other, 0, ""},
 		{"tag is a prefix", "[t] [scanner] [insert: apiary] 5", Other, 0, ""},
-		{"unclosed first field", "[t [scanner] [insert: api] 5", Other, 0, ""},
+		{"unclosed first field", "[t [inserter] [insert: api] 5", Other, 0, ""},
 		{"JSON", `{"match_id":8012345678}`, Other, 0, ""},
 	}
 	for _, tt := range tests {
@@ -122,7 +122,7 @@ func TestHeadKind(t *testing.T) {
 		{"[t] [" + strings.Repeat("a", 300) + "] [insert: api] [ended: x", Insert},
 		{"\x1b[32m[t] [parser] [success: 1ms] [api: 0ms", Parsed},
 		{"[t] [scanner] [insert: a", Other},
-		{"[t] [scanner] [insert: api]", Insert},
+		{"[t] [inserter] [insert: api]", Insert},
 		{strings.Repeat("x", 300), Other},
 	}
 	for _, tt := range tests {

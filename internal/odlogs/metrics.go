@@ -33,6 +33,7 @@ type metrics struct {
 	malformed  prometheus.Counter
 	ignored    prometheus.Counter
 	oversized  prometheus.Counter
+	lastMatch  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -48,6 +49,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "ingestion_logs_lines_total",
 		Help: "Data lines read from the log stream, by what was done with them: insert and parsed lines were handed on as matches, malformed ones rejected, oversized ones skipped for their size, the rest ignored.",
 	}, []string{"kind"})
+	lastMatch := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ingestion_logs_last_match_timestamp_seconds",
+		Help: "When the log stream last announced a match of the listed channels, Unix seconds; 0 until it has.",
+	})
 	for _, r := range []string{reasonConnectFailed, reasonBadStatus, reasonBadContentType, reasonIdleTimeout, reasonClosed, reasonLost} {
 		reconnects.WithLabelValues(r)
 	}
@@ -57,10 +62,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		malformed:  lines.WithLabelValues(lineMalformed),
 		ignored:    lines.WithLabelValues(lineIgnored),
 		oversized:  lines.WithLabelValues(lineOversized),
+		lastMatch:  lastMatch,
 	}
 	m.lines[Insert] = lines.WithLabelValues(lineInsert)
 	m.lines[Parsed] = lines.WithLabelValues(lineParsed)
-	for _, c := range []prometheus.Collector{connected, reconnects, lines} {
+	for _, c := range []prometheus.Collector{connected, reconnects, lines, lastMatch} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

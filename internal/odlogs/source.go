@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +42,10 @@ type Source struct {
 	hide    redact.Text      // removes the URL's secrets from error texts
 	enabled [Parsed + 1]bool // by Kind
 	stream  *eventStream
+
+	url       string       // requested: the channel's own route, or cfg.URL once that is missing
+	lastMatch atomic.Int64 // Unix nanoseconds of the last match, or of Run's start
+	stale     atomic.Bool  // the last check found no match within StaleAfter
 }
 
 // New returns a Source for cfg, its zero fields set to their defaults. It
@@ -64,6 +70,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, erro
 		shown:   redact.URL(cfg.URL),
 		hide:    redact.ForURL(cfg.URL),
 		stream:  newEventStream(cfg.MaxLineBytes, cfg.MaxEventBytes),
+		url:     channelURL(cfg),
 	}
 	for _, ch := range cfg.Channels {
 		switch ch {
@@ -77,8 +84,74 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, erro
 }
 
 // Status reports whether the stream is connected and being read, and
-// since when.
-func (s *Source) Status() health.Status { return s.state.Status() }
+// since when. Connected, it is down all the same while no match of the
+// listed channels has come for StaleAfter: the detail says since when.
+func (s *Source) Status() health.Status {
+	st := s.state.Status()
+	if !st.Up {
+		return st
+	}
+	if last, silent := s.silence(); silent {
+		return health.Status{Since: last.Add(s.cfg.StaleAfter), Detail: s.staleDetail(last)}
+	}
+	return st
+}
+
+// silence returns when the last match came (or Run started), and whether
+// that is longer ago than StaleAfter.
+func (s *Source) silence() (time.Time, bool) {
+	ns := s.lastMatch.Load()
+	if s.cfg.StaleAfter < 0 || ns == 0 {
+		return time.Time{}, false
+	}
+	last := time.Unix(0, ns)
+	return last, time.Since(last) > s.cfg.StaleAfter
+}
+
+func (s *Source) staleDetail(last time.Time) string {
+	return fmt.Sprintf("connected, but no match announced since %s (%s ago, more than %s): OpenDota's inserter may be stalled",
+		last.UTC().Format(time.RFC3339), time.Since(last).Round(time.Second), s.cfg.StaleAfter)
+}
+
+// watchSilence logs, until ctx ends, when the stream goes StaleAfter
+// without a match while connected (once, at error level), and line logs
+// when matches come again.
+func (s *Source) watchSilence(ctx context.Context) {
+	if s.cfg.StaleAfter < 0 {
+		return
+	}
+	t := time.NewTicker(max(s.cfg.StaleAfter/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		last, silent := s.silence()
+		if silent && s.state.Status().Up && !s.stale.Swap(true) {
+			s.log.Error("No match announced on the log stream, though it is connected; readiness reports the source down until one comes",
+				"last_match", last.UTC().Format(time.RFC3339), "silent_for", time.Since(last).Round(time.Second).String(),
+				"stale_after", s.cfg.StaleAfter.String(), "hint", "OpenDota's inserter may be stalled: its other channels go on while no match is inserted")
+		}
+	}
+}
+
+// channelURL returns the URL to read: OpenDota's route of the api
+// channel alone ("/logs/api") when that is the only channel listed and
+// the URL is the "/logs" route, else the URL itself.
+func channelURL(cfg Config) string {
+	if len(cfg.Channels) != 1 || cfg.Channels[0] != ChannelAPI {
+		return cfg.URL
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil || !strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), "/logs") {
+		return cfg.URL
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + ChannelAPI
+	u.RawPath = ""
+	return u.String()
+}
 
 // Run connects and reads until ctx ends, reconnecting after every failure
 // (no response, a status other than 200, a body that is not an event
@@ -91,6 +164,10 @@ func (s *Source) Status() health.Status { return s.state.Status() }
 // reading. Run must not be called again before it returns.
 func (s *Source) Run(ctx context.Context, h Handler) error {
 	hctx := context.WithoutCancel(ctx)
+	s.lastMatch.Store(time.Now().UnixNano())
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go s.watchSilence(watchCtx)
 	attempt := 0
 	for {
 		connected, reason, err := s.session(ctx, hctx, h)
@@ -134,6 +211,15 @@ func (s *Source) session(ctx, hctx context.Context, h Handler) (time.Duration, s
 	reqCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	resp, err := s.connect(reqCtx, cancel)
+	if err == nil && resp.StatusCode == http.StatusNotFound && s.url != s.cfg.URL {
+		// A server without the route of one channel: read them all, and
+		// keep the api channel's lines, from now on.
+		_ = resp.Body.Close()
+		s.log.Warn("The log stream has no route for the api channel alone; reading every channel and keeping the api channel's lines",
+			"missing", redact.URL(s.url), "url", s.shown)
+		s.url = s.cfg.URL
+		resp, err = s.connect(reqCtx, cancel)
+	}
 	if err != nil {
 		return 0, reasonConnectFailed, err
 	}
@@ -152,7 +238,7 @@ func (s *Source) session(ctx, hctx context.Context, h Handler) (time.Duration, s
 	s.metrics.connected.Set(1)
 	// Readiness names where the stream really is: a redirect on the same
 	// host may have moved it (others are refused, see internal/redirect).
-	where := redact.URL(redirect.Final(resp, s.cfg.URL))
+	where := redact.URL(redirect.Final(resp, s.url))
 	s.state.Set(true, "reading "+where)
 	if where != s.shown {
 		s.log.Info("Connected to log stream", "url", where, "configured_url", s.shown, "last_event_id", shownID(s.stream.lastID))
@@ -177,7 +263,7 @@ func (s *Source) session(ctx, hctx context.Context, h Handler) (time.Duration, s
 // connect sends the request and waits for the response headers, for
 // ConnectTimeout at most; cancel cancels reqCtx.
 func (s *Source) connect(reqCtx context.Context, cancel context.CancelFunc) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, s.cfg.URL, nil)
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, s.url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("new request: %w", err)
 	}
@@ -250,6 +336,12 @@ func (s *Source) line(ctx context.Context, line []byte, h Handler) {
 		return
 	}
 	s.metrics.lines[kind].Inc()
+	now := time.Now()
+	s.lastMatch.Store(now.UnixNano())
+	s.metrics.lastMatch.Set(float64(now.UnixNano()) / 1e9)
+	if s.stale.Swap(false) {
+		s.log.Info("Matches announced on the log stream again", "match_id", m.ID)
+	}
 	// An error means the Handler did not take m; it has counted and logged
 	// that, and the stream goes on.
 	_ = h.Match(ctx, m)

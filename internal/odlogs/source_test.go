@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +23,7 @@ import (
 
 // insert returns an "[insert: api]" line for id, as insert.ts writes it.
 func insert(id string) string {
-	return "[2026-08-21T18:25:36.123Z] [scanner] [insert: api] [ended: a few seconds ago] " + id
+	return "[2026-08-21T18:25:36.123Z] [inserter] [insert: api] [ended: a few seconds ago] " + id
 }
 
 // parsed returns a successful parse line for id, as parser.ts writes it.
@@ -112,6 +114,7 @@ func (l *reconnectLog) Handle(_ context.Context, r slog.Record) error {
 type request struct {
 	header http.Header
 	at     time.Time
+	path   string
 }
 
 // server is a loopback SSE server whose behaviour per request is given by
@@ -129,7 +132,7 @@ func newServer(t *testing.T, serve func(w http.ResponseWriter, r *http.Request, 
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		n := len(s.requests)
-		s.requests = append(s.requests, request{r.Header.Clone(), time.Now()})
+		s.requests = append(s.requests, request{r.Header.Clone(), time.Now(), r.URL.Path})
 		s.mu.Unlock()
 		s.arrived <- n
 		serve(w, r, n)
@@ -277,7 +280,7 @@ func noisyStream(write func(string)) {
 		insert("9223372036854775808"),
 		parsed("NaN"),
 		huge,
-		"[t] [scanner] [insert: api] [ended: "+huge+"] 8012345680",
+		"[t] [inserter] [insert: api] [ended: "+huge+"] 8012345680",
 		"",
 	)
 	write(": a comment\n\n")
@@ -441,7 +444,9 @@ func TestFailedResponsesAreRetriedWithBackoff(t *testing.T) {
 				<-r.Context().Done()
 			})
 			rec := newRecorder()
-			r := start(t, Config{URL: srv.url, BackoffMin: backoffMin, BackoffMax: 4 * backoffMin}, rec)
+			// Both channels: the route of all of them, so that a 404 is
+			// the server's and not the api channel's missing route.
+			r := start(t, Config{URL: srv.url, Channels: []string{ChannelAPI, ChannelParsed}, BackoffMin: backoffMin, BackoffMax: 4 * backoffMin}, rec)
 			r.reconnected(t, tt.reason)
 			if st := r.src.Status(); st.Up || !strings.Contains(st.Detail, tt.reason) {
 				t.Errorf("status after a failed response = %+v, want down with %s", st, tt.reason)
@@ -909,4 +914,135 @@ func TestRedirects(t *testing.T) {
 			t.Errorf("status %q, want it to name where the stream is", got)
 		}
 	})
+}
+
+// TestTheAPIChannelHasItsOwnRoute: with only the api channel listed, the
+// source asks for /logs/api, which carries that channel alone; a server
+// that answers 404 there is read at /logs instead, from then on, logged
+// once. With both channels it asks for /logs.
+func TestTheAPIChannelHasItsOwnRoute(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		channels []string
+		has404   bool // the server has no /logs/api
+		want     []string
+	}{
+		{"api alone", nil, false, []string{"/logs/api", "/logs/api"}},
+		{"api alone, an older server", nil, true, []string{"/logs/api", "/logs", "/logs"}},
+		{"api and parsed", []string{ChannelAPI, ChannelParsed}, false, []string{"/logs", "/logs"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+				if tt.has404 && r.URL.Path == "/logs/api" {
+					http.NotFound(w, r)
+					return
+				}
+				data(sse(w), insert(strconv.Itoa(100+n)))
+				// End the stream: the source reconnects, to the same route.
+			})
+			var logged logtest.Buffer
+			src, err := New(fast(Config{URL: srv.url, Channels: tt.channels}), slog.New(slog.NewJSONHandler(&logged, nil)), prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder()
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- src.Run(ctx, rec) }()
+			rec.wait(t, 2)
+			cancel()
+			<-done
+			var paths []string
+			for n := range len(tt.want) {
+				paths = append(paths, srv.request(n).path)
+			}
+			if !slices.Equal(paths, tt.want) {
+				t.Fatalf("requested %v, want %v", paths, tt.want)
+			}
+			if n := strings.Count(logged.String(), "no route for the api channel alone"); n != btoi(tt.has404) {
+				t.Fatalf("the fallback was logged %d times, want %d:\n%s", n, btoi(tt.has404), logged.String())
+			}
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestSilenceIsAFailure: a stream that stays connected and busy with
+// other channels' lines but announces no match is reported down after
+// StaleAfter, with the time of the last match, logged once; the next
+// match brings it back up.
+func TestSilenceIsAFailure(t *testing.T) {
+	resume := make(chan struct{})
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		write := sse(w)
+		data(write, insert("501"))
+		// Other channels go on: a queue line and a gcdata insert every
+		// 10 ms, no insert: api.
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-resume:
+				data(write, insert("502"))
+				<-r.Context().Done()
+				return
+			case <-tick.C:
+				data(write, "\x1b[35m[2026-12-01T15:00:00.000Z] [scanner] [queue: parse] [pri: 5] [att: 0] 8100000001\x1b[39m",
+					"[2026-12-01T15:00:00.000Z] [retriever] [insert: gcdata] [ended: 3 minutes ago] 8100000002")
+			}
+		}
+	})
+	var logged logtest.Buffer
+	reg := prometheus.NewRegistry()
+	const staleAfter = 300 * time.Millisecond
+	src, err := New(fast(Config{URL: srv.url, StaleAfter: staleAfter}), slog.New(slog.NewJSONHandler(&logged, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, rec) }()
+	defer func() { cancel(); <-done }()
+	rec.wait(t, 1)
+	tookAt := time.Now()
+	if st := src.Status(); !st.Up {
+		t.Fatalf("status right after a match = %+v, want up", st)
+	}
+	lastMatch := testutil.ToFloat64(src.metrics.lastMatch)
+	if d := time.Since(time.Unix(0, int64(lastMatch*1e9))); lastMatch == 0 || d < 0 || d > time.Second {
+		t.Fatalf("ingestion_logs_last_match_timestamp_seconds = %v, want the match's time", lastMatch)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for src.Status().Up && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := src.Status()
+	if st.Up || time.Since(tookAt) < staleAfter || !strings.Contains(st.Detail, "no match announced since") ||
+		!strings.Contains(st.Detail, time.Unix(0, int64(lastMatch*1e9)).UTC().Format(time.RFC3339)) {
+		t.Fatalf("status %+v after %v of silence; want down after %v, naming the last match's time", st, time.Since(tookAt), staleAfter)
+	}
+	if got := testutil.ToFloat64(src.metrics.connected); got != 1 {
+		t.Fatalf("ingestion_logs_connected = %v: the connection should be up all along", got)
+	}
+	time.Sleep(2 * staleAfter) // the watcher logs once, not at every check
+	if n := strings.Count(logged.String(), "No match announced on the log stream"); n != 1 {
+		t.Fatalf("the silence was logged %d times, want once:\n%s", n, logged.String())
+	}
+	close(resume)
+	rec.wait(t, 1)
+	if st := src.Status(); !st.Up {
+		t.Fatalf("status after the next match = %+v, want up", st)
+	}
+	if !strings.Contains(logged.String(), "Matches announced on the log stream again") {
+		t.Fatalf("the recovery was not logged:\n%s", logged.String())
+	}
 }

@@ -42,6 +42,14 @@ type Config struct {
 	HTTPClient *http.Client
 	// Header is sent with the opening handshake.
 	Header http.Header
+	// UnreachableEvery is how often a stream that cannot be reached at
+	// all (its host does not resolve, or refuses every connection) is
+	// logged at error level while it stays so; the attempts between are
+	// logged at debug level. Default 5m.
+	UnreachableEvery time.Duration
+	// UnreachableHint is added to that line and to readiness, to say
+	// what to do about it.
+	UnreachableHint string
 }
 
 // Defaults of Config.
@@ -54,6 +62,7 @@ const (
 	DefaultBackoffMax     = 30 * time.Second
 	DefaultHealthyAfter   = 60 * time.Second
 	DefaultCloseTimeout   = time.Second
+	DefaultUnreachable    = 5 * time.Minute
 )
 
 func (c Config) withDefaults() Config {
@@ -69,6 +78,7 @@ func (c Config) withDefaults() Config {
 	def(&c.BackoffMax, DefaultBackoffMax)
 	def(&c.HealthyAfter, DefaultHealthyAfter)
 	def(&c.CloseTimeout, DefaultCloseTimeout)
+	def(&c.UnreachableEvery, DefaultUnreachable)
 	if c.MaxFrameBytes == 0 {
 		c.MaxFrameBytes = DefaultMaxFrameBytes
 	}

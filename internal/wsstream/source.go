@@ -17,10 +17,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -132,12 +134,20 @@ func (s *Source) Status() health.Status { return s.state.Status() }
 // never dropped on the way out.
 func (s *Source) Run(ctx context.Context, h Handler) error {
 	attempt := 0
+	var unreachable struct {
+		reported time.Time // when it was last logged at error level
+		since    time.Time // when the run of unreachable attempts began
+		missed   int       // attempts since
+	}
 	for {
 		connected, err := s.session(ctx, h)
 		s.metrics.connected.Set(0)
 		if ctx.Err() != nil {
 			s.state.Set(false, "stopped")
 			return nil
+		}
+		if connected > 0 {
+			unreachable.reported, unreachable.missed = time.Time{}, 0
 		}
 		if connected >= s.cfg.HealthyAfter {
 			attempt = 0
@@ -146,10 +156,34 @@ func (s *Source) Run(ctx context.Context, h Handler) error {
 		delay := s.backoff(attempt)
 		attempt++
 		s.metrics.reconnects.WithLabelValues(reason).Inc()
+		unreach := isUnreachable(err)
 		err = s.hide.Error(err)
-		s.state.Set(false, fmt.Sprintf("%s: %v", reason, err))
-		s.log.Warn("Stream connection lost, reconnecting",
-			"reason", reason, "error", err, "attempt", attempt, "retry_in", delay.String(), "url", s.shown)
+		if !unreach {
+			s.state.Set(false, fmt.Sprintf("%s: %v", reason, err))
+			s.log.Warn("Stream connection lost, reconnecting",
+				"reason", reason, "error", err, "attempt", attempt, "retry_in", delay.String(), "url", s.shown)
+		} else {
+			// Nothing answers there at all: that is said once per
+			// UnreachableEvery, not once a retry.
+			if unreachable.missed == 0 {
+				unreachable.since = time.Now()
+			}
+			unreachable.missed++
+			detail := fmt.Sprintf("%s: %v", reason, err)
+			if s.cfg.UnreachableHint != "" {
+				detail += "; " + s.cfg.UnreachableHint
+			}
+			s.state.Set(false, detail)
+			if unreachable.reported.IsZero() || time.Since(unreachable.reported) >= s.cfg.UnreachableEvery {
+				unreachable.reported = time.Now()
+				s.log.Error("Cannot reach the match stream; retrying, and saying so again in "+s.cfg.UnreachableEvery.String()+" if it stays unreachable",
+					"error", err, "url", s.shown, "attempts", unreachable.missed,
+					"unreachable_for", time.Since(unreachable.since).Round(time.Second).String(), "hint", s.cfg.UnreachableHint)
+			} else {
+				s.log.Debug("Stream still unreachable, reconnecting",
+					"error", err, "attempt", attempt, "retry_in", delay.String(), "url", s.shown)
+			}
+		}
 		if !backoff.Wait(ctx, delay) {
 			s.state.Set(false, "stopped")
 			return nil
@@ -161,6 +195,17 @@ func (s *Source) Run(ctx context.Context, h Handler) error {
 // half and all of min(BackoffMax, BackoffMin * 2^n).
 func (s *Source) backoff(n int) time.Duration {
 	return backoff.Delay(n, s.cfg.BackoffMin, s.cfg.BackoffMax)
+}
+
+// isUnreachable reports whether err says nothing answers at the stream's
+// address: its host name does not resolve, or it refuses the connection.
+func isUnreachable(err error) bool {
+	var de *dialError
+	if !errors.As(err, &de) {
+		return false
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // errPingTimeout marks a connection closed because pings went unanswered.

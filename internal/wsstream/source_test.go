@@ -3,6 +3,7 @@ package wsstream
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -338,7 +339,7 @@ func TestURLSecretsNeverShow(t *testing.T) {
 	raw := "ws://user:pw-S3CRET@" + host + "/matches?token=T0KEN-S3CRET"
 	logs := &logtest.Buffer{}
 	src, err := New(Config{URL: raw, BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
-		slog.New(slog.NewJSONHandler(logs, nil)), prometheus.NewRegistry())
+		slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +355,7 @@ func TestURLSecretsNeverShow(t *testing.T) {
 	srv.Close() // from now on the host refuses
 	waitFor(t, "refused dials", func() bool {
 		statuses = append(statuses, src.Status().Detail)
-		return strings.Count(logs.String(), "Stream connection lost") >= 3
+		return strings.Count(logs.String(), "Cannot reach the match stream")+strings.Count(logs.String(), "Stream still unreachable") >= 3
 	})
 	cancel()
 	<-done
@@ -453,5 +454,65 @@ func TestShutdownDoesNotWaitForADeafPeer(t *testing.T) {
 	r.stop(t)
 	if took := time.Since(began); took > 2*time.Second {
 		t.Fatalf("Run took %v to return with a deaf peer, want about the 300 ms CloseTimeout", took)
+	}
+}
+
+// TestUnreachableStreamIsReportedOncePerInterval: a stream whose host
+// does not resolve, or that refuses every connection, is retried with
+// backoff as always, but logged at error level once per
+// UnreachableEvery with the hint, not once a retry; readiness carries
+// the hint too. Once it connects, the next outage is reported at once.
+func TestUnreachableStreamIsReportedOncePerInterval(t *testing.T) {
+	refusing := func() string { // a port nothing listens on
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}()
+	for _, tt := range []struct{ name, url string }{
+		{"does not resolve", "wss://stream.nothing.invalid/matches"},
+		{"refuses every connection", "ws://" + refusing + "/matches"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const every = 400 * time.Millisecond
+			logs := &logtest.Buffer{}
+			reg := prometheus.NewRegistry()
+			src, err := New(Config{URL: tt.url, BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+				UnreachableEvery: every, UnreachableHint: "HINT: try SOURCE=opendota-logs"},
+				slog.New(slog.NewJSONHandler(logs, nil)), reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			began := time.Now()
+			go func() { done <- src.Run(ctx, newRecorder()) }()
+			attempts := func() float64 { return testutil.ToFloat64(src.metrics.reconnects.WithLabelValues("connect_failed")) }
+			waitFor(t, "many failed attempts over two intervals", func() bool {
+				return attempts() >= 30 && time.Since(began) > 2*every+every/2
+			})
+			if st := src.Status(); st.Up || !strings.Contains(st.Detail, "HINT: try SOURCE=opendota-logs") {
+				t.Fatalf("readiness %+v, want down with the hint", st)
+			}
+			cancel()
+			<-done
+			elapsed := time.Since(began)
+			lines := logs.Lines(t, "Cannot reach the match stream; retrying, and saying so again in 400ms if it stays unreachable")
+			t.Logf("%v attempts in %v, %d logged at error level", attempts(), elapsed.Round(time.Millisecond), len(lines))
+			most := int(elapsed/every) + 1
+			if len(lines) < 2 || len(lines) > most {
+				t.Fatalf("%d error lines over %v and %v attempts; want one per %v (2 to %d)", len(lines), elapsed, attempts(), every, most)
+			}
+			for _, l := range lines {
+				if l["level"] != "ERROR" || l["hint"] != "HINT: try SOURCE=opendota-logs" {
+					t.Fatalf("line %v: want level ERROR and the hint", l)
+				}
+			}
+			if n := strings.Count(logs.String(), "Stream connection lost"); n != 0 {
+				t.Fatalf("%d warnings a retry; want none", n)
+			}
+		})
 	}
 }
