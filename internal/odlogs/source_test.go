@@ -940,18 +940,9 @@ func TestTheAPIChannelHasItsOwnRoute(t *testing.T) {
 				data(sse(w), insert(strconv.Itoa(100+n)))
 				// End the stream: the source reconnects, to the same route.
 			})
-			var logged logtest.Buffer
-			src, err := New(fast(Config{URL: srv.url, Channels: tt.channels}), slog.New(slog.NewJSONHandler(&logged, nil)), prometheus.NewRegistry())
-			if err != nil {
-				t.Fatal(err)
-			}
-			rec := newRecorder()
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- src.Run(ctx, rec) }()
+			src, rec, logged := startLogged(t, fast(Config{URL: srv.url, Channels: tt.channels}))
 			rec.wait(t, 2)
-			cancel()
-			<-done
+			src.stop(t)
 			var paths []string
 			for n := range len(tt.want) {
 				paths = append(paths, srv.request(n).path)
@@ -964,6 +955,23 @@ func TestTheAPIChannelHasItsOwnRoute(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startLogged runs a Source for cfg, stopped when t ends, logging JSON
+// into the buffer it returns.
+func startLogged(t *testing.T, cfg Config) (*running, *recorder, *logtest.Buffer) {
+	t.Helper()
+	logged := &logtest.Buffer{}
+	src, err := New(cfg, slog.New(slog.NewJSONHandler(logged, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{src: src, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- src.Run(ctx, rec) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r, rec, logged
 }
 
 func btoi(b bool) int {
@@ -1000,18 +1008,9 @@ func TestSilenceIsAFailure(t *testing.T) {
 			}
 		}
 	})
-	var logged logtest.Buffer
-	reg := prometheus.NewRegistry()
 	const staleAfter = 300 * time.Millisecond
-	src, err := New(fast(Config{URL: srv.url, StaleAfter: staleAfter}), slog.New(slog.NewJSONHandler(&logged, nil)), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := newRecorder()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, rec) }()
-	defer func() { cancel(); <-done }()
+	r, rec, logged := startLogged(t, fast(Config{URL: srv.url, StaleAfter: staleAfter}))
+	src := r.src
 	rec.wait(t, 1)
 	tookAt := time.Now()
 	if st := src.Status(); !st.Up {
