@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -274,15 +273,6 @@ func fetchProfile(ctx context.Context, port int, what, file string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// selfCPU returns the user and system CPU seconds this process has used.
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // waitReady polls the service's /api/v1/ready until it answers 200, the

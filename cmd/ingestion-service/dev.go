@@ -28,8 +28,8 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	badEvery := fs.Int("bad-every", 50, "one simulated frame in this many is malformed (negative: none)")
 	partitions := fs.Int("partitions", 3, "partitions of the topic")
 	simulated := fs.String("source", config.SourceWebSocket, "the simulated source: websocket (a match stream in the original's frame shape) or opendota-logs (OpenDota's live log feed, its routes and line shapes)")
-	if err := fs.Parse(args); err != nil {
-		return &usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {

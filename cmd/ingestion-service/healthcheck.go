@@ -22,8 +22,8 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 	fs.SetOutput(stdout)
 	url := fs.String("url", "", "health URL; default http://127.0.0.1:$API_PROBE_PORT/api/v1/health, or $API_PORT without a probe port")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
-	if err := fs.Parse(args); err != nil {
-		return &usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *url == "" {
 		cfg, err := config.Load(getenv)

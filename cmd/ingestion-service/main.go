@@ -12,11 +12,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/dota-data/ingestion-service/internal/config"
@@ -40,7 +42,7 @@ func (e *usageError) Error() string { return e.msg }
 // exitCode reports err and maps it to the process status: 0 on success, 2
 // for a bad command line or setting, 1 otherwise.
 func exitCode(err error, stderr io.Writer) int {
-	if err == nil {
+	if err == nil || errors.Is(err, errHelped) {
 		return 0
 	}
 	fmt.Fprintln(stderr, "ingestion-service:", err)
@@ -61,6 +63,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch cmd {
 	case "serve":
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(stdout)
+		fs.Usage = func() {
+			fmt.Fprint(stdout, "usage: ingestion-service [serve]\n\nRuns the service; settings come from the environment and .env (README: Configuration).\n")
+		}
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return &usageError{fmt.Sprintf("serve takes no arguments, got %q\n%s", fs.Args(), usage)}
+		}
 		cfg, err := config.Load(getenv)
 		if err != nil {
 			return err
@@ -71,14 +84,70 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return dev(ctx, args, getenv, stdout)
 	case "healthcheck":
 		return healthcheck(ctx, args, getenv, stdout)
-	case "version":
-		_, err := fmt.Fprintln(stdout, version)
+	case "version", "-v", "--version":
+		_, err := fmt.Fprintln(stdout, buildVersion())
 		return err
 	case "help", "-h", "--help":
 		_, err := fmt.Fprint(stdout, usage)
 		return err
 	}
 	return &usageError{fmt.Sprintf("unknown command %q\n%s", cmd, usage)}
+}
+
+// errHelped is returned by parseFlags when -h or --help printed a
+// command's usage: the command has nothing more to do.
+var errHelped = errors.New("help printed")
+
+// parseFlags parses args with fs. -h and --help print fs's usage to its
+// output and return errHelped, which run turns into exit status 0; a bad
+// flag is a usageError.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return errHelped
+	}
+	if err != nil {
+		return &usageError{err.Error()}
+	}
+	return nil
+}
+
+// buildVersion is the version set at build time with -ldflags, else the
+// module version and VCS revision the Go toolchain recorded (go install
+// ...@v1.2.3 gives v1.2.3; a build in a checkout gives its revision).
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	return versionFrom(info)
+}
+
+// versionFrom is the module version in info, with the VCS revision
+// (12 digits) and whether the tree was modified, when recorded.
+func versionFrom(info *debug.BuildInfo) string {
+	v := info.Main.Version
+	if v == "" || v == "(devel)" {
+		v = version
+	}
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	if rev != "" && !strings.Contains(v, rev[:min(len(rev), 12)]) {
+		v += " (revision " + rev[:min(len(rev), 12)] + modified + ")"
+	}
+	return v
 }
 
 // limitMemory gives the Go runtime a soft memory limit sized from the
@@ -96,5 +165,6 @@ commands:
   dev          run the service against an in-process Kafka broker on 127.0.0.1:9092
                and a simulated match stream; no Kafka or internet needed
   healthcheck  exit 0 if the service on API_PORT answers /api/v1/health
-  version      print the version
+  version      print the version (also -v, --version)
+  help         print this (also -h, --help); every command takes -h too
 `

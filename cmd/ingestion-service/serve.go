@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,13 +33,19 @@ import (
 // take, stop the HTTP server.
 func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	log := logging.New(stdout, cfg.Log.Format, cfg.Log.Level, cfg.ServiceName)
-	log.Info("Starting ingestion service", "version", version, "config", cfg, "memory_limit_bytes", debug.SetMemoryLimit(-1))
+	log.Info("Starting ingestion service", "version", buildVersion(), "config", cfg, "memory_limit_bytes", debug.SetMemoryLimit(-1))
 	log.Info("Source chosen", "source", cfg.Source, "why", cfg.SourceReason)
 
 	reg := prometheus.NewRegistry()
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ingestion_build_info",
+		Help: "1, labelled with the version of the running binary and the Go version that built it.",
+	}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(buildVersion(), runtime.Version()).Set(1)
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo,
 	)
 	sink, err := kafkasink.New(cfg.Kafka, log.With("component", "kafka"), reg)
 	if err != nil {
@@ -122,7 +129,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	defer stopRun()
 	httpOpts := httpapi.Options{
 		ServiceName: cfg.ServiceName,
-		Version:     version,
+		Version:     buildVersion(),
 		Checks:      checks,
 		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Profiling:   cfg.API.Profiling,

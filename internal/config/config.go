@@ -613,8 +613,9 @@ func (r *reader) source() (source, reason string) {
 }
 
 // spoolVars configure the relay and its spool, which SOURCE=steam-sequence
-// does not use.
-var spoolVars = []string{"SPOOL_MODE", "SPOOL_DIR", "SPOOL_MAX_BYTES", "SPOOL_FSYNC", "SPOOL_WHEN_FULL"}
+// does not use. SPOOL_DIR is not among them: it only says where, and the
+// container image sets it.
+var spoolVars = []string{"SPOOL_MODE", "SPOOL_MAX_BYTES", "SPOOL_FSYNC", "SPOOL_WHEN_FULL"}
 
 // keys reads a comma-separated list of secrets, trimmed, without empty
 // items. An error names a key by its position, never by its value.
