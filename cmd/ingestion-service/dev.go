@@ -27,6 +27,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	rate := fs.Float64("rate", 20, "simulated matches per second")
 	badEvery := fs.Int("bad-every", 50, "one simulated frame in this many is malformed (negative: none)")
 	partitions := fs.Int("partitions", 3, "partitions of the topic")
+	apiPort := fs.Int("api-port", 0, "port of the HTTP API on API_HOST (default API_PORT, 8000)")
 	simulated := fs.String("source", config.SourceWebSocket, "the simulated source: websocket (a match stream in the original's frame shape) or opendota-logs (OpenDota's live log feed, its routes and line shapes)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -82,13 +83,13 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 		simURL = "http://" + simLn.Addr().String() + "/logs"
 		cfg.Logs.URL = simURL
 	}
-	if getenv("LOG_SUMMARY_INTERVAL") == "" {
+	if !cfg.IsSet("LOG_SUMMARY_INTERVAL") {
 		cfg.Log.SummaryInterval = 5 * time.Second
 	}
-	if getenv("API_HOST") == "" {
+	if !cfg.IsSet("API_HOST") {
 		cfg.API.Host = "127.0.0.1"
 	}
-	if getenv("SPOOL_DIR") == "" {
+	if !cfg.IsSet("SPOOL_DIR") {
 		// The in-process broker forgets everything at exit, so a spool kept
 		// for the next run would only replay into a new, empty topic.
 		dir, err := os.MkdirTemp("", "ingestion-dev-spool-")
@@ -98,6 +99,14 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer os.RemoveAll(dir)
 		cfg.Spool.Dir = dir
 	}
+	if *apiPort != 0 {
+		cfg.API.Port = *apiPort
+	}
+	ln, err := net.Listen("tcp", cfg.API.Addr())
+	if err != nil {
+		return fmt.Errorf("the HTTP API cannot listen on %s (use -api-port to pick another port): %w", cfg.API.Addr(), err)
+	}
+	ln.Close()
 	fmt.Fprintf(stdout, `ingestion-service dev mode
   Kafka (in-process broker): %[1]s  topic %[2]s (%[3]d partitions)
   %-26[8]s %[4]s  %[5]g matches/s, one in %[6]d malformed

@@ -628,6 +628,47 @@ func TestDevMode(t *testing.T) {
 	}
 }
 
+// TestDevModeHonoursDotEnv: dev mode takes LOG_SUMMARY_INTERVAL from .env
+// as it would from the environment, and an API port in use names the
+// flag that picks another.
+func TestDevModeHonoursDotEnv(t *testing.T) {
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, "dev.env")
+	if err := os.WriteFile(envFile, []byte("LOG_SUMMARY_INTERVAL=0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, kafkaPort, _ := net.SplitHostPort(freeAddr(t))
+	svc := startService(t, map[string]string{"ENV_FILE": envFile, "LOG_SUMMARY_INTERVAL": ""}, "dev", "-kafka-port", kafkaPort, "-rate", "500")
+	svc.waitFor(t, "matches flowing", 60*time.Second, func() bool {
+		return svc.metric(t, "ingestion_matches_published_total") >= 600 // over a second at 500/s
+	})
+	// Without .env's 0, dev mode logs progress every 5 s.
+	time.Sleep(6 * time.Second)
+	if code, _ := svc.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status = %d", code)
+	}
+	if strings.Contains(svc.out.String(), "Ingestion progress") {
+		t.Fatalf("LOG_SUMMARY_INTERVAL=0 in .env was overridden: dev mode logged progress")
+	}
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, apiPort, _ := net.SplitHostPort(busy.Addr().String())
+	_, kafkaPort, _ = net.SplitHostPort(freeAddr(t))
+	again := startService(t, nil, "dev", "-kafka-port", kafkaPort, "-api-port", apiPort)
+	select {
+	case <-again.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev mode did not exit with its API port in use")
+	}
+	if code := again.cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(again.out.String(), "use -api-port to pick another port") {
+		t.Fatalf("exit %d, output %s; want a failure naming -api-port", code, again.out.String())
+	}
+}
+
 // TestEndToEndSASLSSLCreatesTopic runs the binary against a SASL_SSL
 // listener with SCRAM, and lets it create its topic.
 func TestEndToEndSASLSSLCreatesTopic(t *testing.T) {

@@ -87,6 +87,8 @@ type Config struct {
 	// Ignored names the variables that were set but have no effect with
 	// the chosen source, for a warning at start.
 	Ignored []string
+
+	set map[string]bool // the variables set, for IsSet
 }
 
 // Log configures logging.
@@ -284,18 +286,28 @@ func Load(getenv func(string) string) (Config, error) {
 			return Config{}, envFileError(envFile, err)
 		}
 	}
+	set := map[string]bool{}
 	r := &reader{get: func(k string) string {
-		if v := getenv(k); v != "" {
-			return v
+		v := getenv(k)
+		if v == "" {
+			v = file[k]
 		}
-		return file[k]
+		if strings.TrimSpace(v) != "" {
+			set[k] = true
+		}
+		return v
 	}}
 	c := r.load()
 	if r.err != nil {
 		return Config{}, r.err
 	}
+	c.set = set
 	return c, nil
 }
+
+// IsSet reports whether the variable name was set to something other
+// than blanks, in the environment or the .env file, when c was loaded.
+func (c Config) IsSet(name string) bool { return c.set[name] }
 
 // reader parses values and keeps the first error.
 type reader struct {

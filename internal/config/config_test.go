@@ -477,3 +477,21 @@ func TestSteamTopics(t *testing.T) {
 		}
 	}
 }
+
+// TestIsSetSeesTheEnvironmentAndTheEnvFile: a variable counts as set from
+// either place, and not when blank.
+func TestIsSetSeesTheEnvironmentAndTheEnvFile(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"ENV_FILE":             writeFile(t, "API_HOST=127.0.0.1\nSPOOL_DIR=\n"),
+		"LOG_SUMMARY_INTERVAL": "0",
+		"KAFKA_PUBLISH_TOPIC":  "  ",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"API_HOST": true, "LOG_SUMMARY_INTERVAL": true, "SPOOL_DIR": false, "KAFKA_PUBLISH_TOPIC": false, "SOURCE": false} {
+		if got := c.IsSet(name); got != want {
+			t.Errorf("IsSet(%s) = %v, want %v", name, got, want)
+		}
+	}
+}
