@@ -521,6 +521,25 @@ func TestInvalidSettingExitsWithStatus2(t *testing.T) {
 	}
 }
 
+// TestEveryInvalidSettingIsNamed: several bad settings give one line
+// naming each, and exit status 2.
+func TestEveryInvalidSettingIsNamed(t *testing.T) {
+	cmd := exec.Command(binary)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "API_PORT=abc", "LOG_FORMAT=xml", "KAFKA_COMPRESSION=brotli")
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 2 {
+		t.Fatalf("err = %v, want exit status 2; output %s", err, out)
+	}
+	line := strings.TrimSpace(string(out))
+	for _, name := range []string{"API_PORT", "LOG_FORMAT", "KAFKA_COMPRESSION", "3 invalid settings"} {
+		if strings.Count(line, "\n") != 0 || !strings.Contains(line, name) {
+			t.Fatalf("output %q: want one line naming %s", out, name)
+		}
+	}
+}
+
 func TestHealthcheckCommand(t *testing.T) {
 	f := newFeed(t, nil)
 	svc := startService(t, map[string]string{

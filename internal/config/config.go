@@ -187,6 +187,31 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("invalid %s=%q: %s", e.Var, e.Value, e.Reason)
 }
 
+// Errors is every invalid setting Load found, in the order it read them.
+// errors.As finds each *Error in it.
+type Errors []*Error
+
+// Error lists them all on one line.
+func (es Errors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return fmt.Sprintf("%d invalid settings: %s", len(parts), strings.Join(parts, "; "))
+}
+
+// Unwrap returns each *Error.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
 // Var describes one setting, for documentation and for printing.
 type Var struct {
 	Name, Default, Help string
@@ -298,8 +323,8 @@ func Load(getenv func(string) string) (Config, error) {
 		return v
 	}}
 	c := r.load()
-	if r.err != nil {
-		return Config{}, r.err
+	if len(r.errs) > 0 {
+		return Config{}, r.errs
 	}
 	c.set = set
 	return c, nil
@@ -309,16 +334,19 @@ func Load(getenv func(string) string) (Config, error) {
 // than blanks, in the environment or the .env file, when c was loaded.
 func (c Config) IsSet(name string) bool { return c.set[name] }
 
-// reader parses values and keeps the first error.
+// reader parses values and keeps every variable's first error.
 type reader struct {
-	get func(string) string
-	err error
+	get  func(string) string
+	errs Errors
 }
 
 func (r *reader) fail(name, value, reason string) {
-	if r.err == nil {
-		r.err = &Error{Var: name, Value: value, Reason: reason}
+	for _, e := range r.errs {
+		if e.Var == name {
+			return
+		}
 	}
+	r.errs = append(r.errs, &Error{Var: name, Value: value, Reason: reason})
 }
 
 func (r *reader) str(name, def string) string {

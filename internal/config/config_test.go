@@ -495,3 +495,34 @@ func TestIsSetSeesTheEnvironmentAndTheEnvFile(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryInvalidSettingAtOnce: Load names every invalid variable, each
+// once, not only the first; errors.As still finds them.
+func TestEveryInvalidSettingAtOnce(t *testing.T) {
+	_, err := Load(env(map[string]string{
+		"ENV_FILE":         writeFile(t, "LOG_FORMAT=xml\n"),
+		"API_PORT":         "abc",
+		"KAFKA_LINGER":     "soon",
+		"SPOOL_MODE":       "tape",
+		"STEAM_API_KEY":    "",
+		"SHUTDOWN_TIMEOUT": "0",
+	}))
+	var es Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("err %v (%T), want Errors", err, err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Var)
+	}
+	want := []string{"LOG_FORMAT", "API_PORT", "KAFKA_LINGER", "SPOOL_MODE", "SHUTDOWN_TIMEOUT"}
+	slices.Sort(names)
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Fatalf("invalid %v, want %v", names, want)
+	}
+	var ce *Error
+	if !errors.As(err, &ce) || !strings.HasPrefix(err.Error(), "5 invalid settings: ") || strings.Count(err.Error(), "\n") != 0 {
+		t.Fatalf("err %q: want one line listing five, each found by errors.As", err)
+	}
+}
