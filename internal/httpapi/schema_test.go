@@ -92,13 +92,6 @@ func (c schemaChecker) checkObject(at string, schema, obj map[string]any) []stri
 			errs = append(errs, fmt.Sprintf("%s: required property %q missing", at, name))
 		}
 	}
-	if len(props) > 0 {
-		got := slices.Sorted(maps.Keys(obj))
-		want := slices.Sorted(slices.Values(required))
-		if !slices.Equal(got, want) {
-			errs = append(errs, fmt.Sprintf("%s: properties %v, want exactly the required %v", at, got, want))
-		}
-	}
 	for _, name := range slices.Sorted(maps.Keys(obj)) {
 		val := obj[name]
 		if ps, ok := props[name].(map[string]any); ok {
