@@ -15,9 +15,10 @@ import (
 // enum and format date-time. A schema using any other keyword is reported
 // as an error, so the checker cannot silently ignore what it does not know.
 //
-// Beyond JSON Schema, every object whose schema lists properties must hold
-// exactly its required properties: the handler always writes every field,
-// so a field that is optional in the document is drift too.
+// allOf is taken too, for a $ref that carries a description of its own
+// (OpenAPI 3.0 ignores a $ref's siblings). An object's required
+// properties must be there; the others (readiness's checks, which depend
+// on the configuration) may be absent.
 type schemaChecker struct {
 	doc map[string]any
 }
@@ -31,6 +32,15 @@ func (c schemaChecker) check(at string, schema map[string]any, v any) []string {
 			return []string{fmt.Sprintf("%s: %v", at, err)}
 		}
 		return c.check(at, target, v)
+	}
+	if all, ok := schema["allOf"].([]any); ok {
+		var errs []string
+		for _, sub := range all {
+			if m, ok := sub.(map[string]any); ok {
+				errs = append(errs, c.check(at, m, v)...)
+			}
+		}
+		return errs
 	}
 	for k := range schema {
 		switch k {
