@@ -29,7 +29,7 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
 }
@@ -56,7 +56,8 @@ func exitCode(err error, stderr io.Writer) int {
 
 // run is the whole program: it reads the command and settings, and runs
 // until ctx ends (SIGINT or SIGTERM) or a fatal error.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) error {
+	getenv := func(k string) string { v, _ := lookup(k); return v }
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
@@ -74,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if fs.NArg() > 0 {
 			return &usageError{fmt.Sprintf("serve takes no arguments, got %q\n%s", fs.Args(), usage)}
 		}
-		cfg, err := config.Load(getenv)
+		cfg, err := config.LoadLookup(lookup)
 		if err != nil {
 			return err
 		}

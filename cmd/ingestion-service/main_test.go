@@ -13,7 +13,7 @@ import (
 // command, print to stdout and exit 0; serve refuses what it does not
 // take instead of starting; the version has three spellings.
 func TestEveryCommandHasHelp(t *testing.T) {
-	noEnv := func(string) string { return "" }
+	noEnv := func(string) (string, bool) { return "", false }
 	for _, tt := range []struct {
 		args []string
 		code int

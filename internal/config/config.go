@@ -298,6 +298,18 @@ var Vars = []Var{
 // absent), then from the defaults. It returns a *Error for the first
 // invalid value, or an error if the .env file exists but cannot be read.
 func Load(getenv func(string) string) (Config, error) {
+	return LoadLookup(func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	})
+}
+
+// LoadLookup is Load with an environment that tells a variable set to
+// the empty string (os.LookupEnv) from one not set: for the few settings
+// where that matters (an empty KAFKA_BOOTSTRAP_SERVERS is an error, not
+// localhost:9092).
+func LoadLookup(lookup func(string) (string, bool)) (Config, error) {
+	getenv := func(k string) string { v, _ := lookup(k); return v }
 	envFile := getenv("ENV_FILE")
 	explicit := envFile != ""
 	if !explicit {
@@ -312,7 +324,13 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	set := map[string]bool{}
-	r := &reader{get: func(k string) string {
+	r := &reader{has: func(k string) bool {
+		if _, ok := lookup(k); ok {
+			return true
+		}
+		_, ok := file[k]
+		return ok
+	}, get: func(k string) string {
 		v := getenv(k)
 		if v == "" {
 			v = file[k]
@@ -337,7 +355,16 @@ func (c Config) IsSet(name string) bool { return c.set[name] }
 // reader parses values and keeps every variable's first error.
 type reader struct {
 	get  func(string) string
+	has  func(string) bool // set, if only to the empty string
 	errs Errors
+}
+
+// required fails name when it is set to nothing but blanks: unset, it has
+// a default; set empty, it is a mistake that the default would hide.
+func (r *reader) required(name string) {
+	if r.has(name) && strings.TrimSpace(r.get(name)) == "" {
+		r.fail(name, r.get(name), "set but empty: unset it for the default, or give a value")
+	}
 }
 
 func (r *reader) fail(name, value, reason string) {
@@ -500,6 +527,8 @@ func (r *reader) load() Config {
 		}
 	}
 
+	r.required("KAFKA_BOOTSTRAP_SERVERS")
+	r.required("KAFKA_PUBLISH_TOPIC")
 	brokersRaw := r.str("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
 	var brokers []string
 	for _, b := range strings.Split(brokersRaw, ",") {

@@ -484,12 +484,12 @@ func TestIsSetSeesTheEnvironmentAndTheEnvFile(t *testing.T) {
 	c, err := Load(env(map[string]string{
 		"ENV_FILE":             writeFile(t, "API_HOST=127.0.0.1\nSPOOL_DIR=\n"),
 		"LOG_SUMMARY_INTERVAL": "0",
-		"KAFKA_PUBLISH_TOPIC":  "  ",
+		"SERVICE_NAME":         "  ",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]bool{"API_HOST": true, "LOG_SUMMARY_INTERVAL": true, "SPOOL_DIR": false, "KAFKA_PUBLISH_TOPIC": false, "SOURCE": false} {
+	for name, want := range map[string]bool{"API_HOST": true, "LOG_SUMMARY_INTERVAL": true, "SPOOL_DIR": false, "SERVICE_NAME": false, "SOURCE": false} {
 		if got := c.IsSet(name); got != want {
 			t.Errorf("IsSet(%s) = %v, want %v", name, got, want)
 		}
@@ -524,5 +524,34 @@ func TestEveryInvalidSettingAtOnce(t *testing.T) {
 	var ce *Error
 	if !errors.As(err, &ce) || !strings.HasPrefix(err.Error(), "5 invalid settings: ") || strings.Count(err.Error(), "\n") != 0 {
 		t.Fatalf("err %q: want one line listing five, each found by errors.As", err)
+	}
+}
+
+// TestEmptyIsNotUnset: KAFKA_BOOTSTRAP_SERVERS or KAFKA_PUBLISH_TOPIC set
+// to nothing, in the environment or .env, is an error naming it, not the
+// default; unset, the default holds.
+func TestEmptyIsNotUnset(t *testing.T) {
+	lookup := func(vars map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	}
+	for _, tt := range []struct {
+		vars    map[string]string
+		envFile string
+		invalid string
+	}{
+		{map[string]string{"KAFKA_BOOTSTRAP_SERVERS": ""}, "", "KAFKA_BOOTSTRAP_SERVERS"},
+		{map[string]string{"KAFKA_PUBLISH_TOPIC": " "}, "", "KAFKA_PUBLISH_TOPIC"},
+		{map[string]string{}, "KAFKA_BOOTSTRAP_SERVERS=\n", "KAFKA_BOOTSTRAP_SERVERS"},
+		{map[string]string{}, "", ""},
+	} {
+		tt.vars["ENV_FILE"] = writeFile(t, tt.envFile)
+		c, err := LoadLookup(lookup(tt.vars))
+		var ce *Error
+		switch {
+		case tt.invalid == "" && (err != nil || c.Kafka.Brokers[0] != "localhost:9092"):
+			t.Errorf("%v: %v, brokers %v; want the default", tt.vars, err, c.Kafka.Brokers)
+		case tt.invalid != "" && (!errors.As(err, &ce) || ce.Var != tt.invalid || !strings.Contains(err.Error(), "set but empty")):
+			t.Errorf("%v, .env %q: %v; want %s named as set but empty", tt.vars, tt.envFile, err, tt.invalid)
+		}
 	}
 }
