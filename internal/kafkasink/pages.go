@@ -86,13 +86,17 @@ func NewPageWriter(ctx context.Context, cfg PageConfig, log *slog.Logger) (*Page
 		cl.Close()
 		return nil, nil, fmt.Errorf("kafka page writer: start the transactional producer %q: %w", cfg.TransactionalID, err)
 	}
-	if err := w.ensureCursorTopic(ctx); err != nil {
+	created, err := w.ensureCursorTopic(ctx)
+	if err != nil {
 		cl.Close()
 		return nil, nil, err
 	}
 	if err := w.ensureTopics(ctx, append([]string{kcfg.Topic}, cfg.Topics...)); err != nil {
 		cl.Close()
 		return nil, nil, err
+	}
+	if created {
+		return w, nil, nil // a new cursor topic holds no cursor
 	}
 	cursor, err := w.lastCursor(ctx)
 	if err != nil {
@@ -102,14 +106,18 @@ func NewPageWriter(ctx context.Context, cfg PageConfig, log *slog.Logger) (*Page
 	return w, cursor, nil
 }
 
-// ensureCursorTopic creates the cursor topic, compacted, unless it exists.
-func (w *PageWriter) ensureCursorTopic(ctx context.Context) error {
+// ensureCursorTopic creates the cursor topic, compacted, unless it
+// exists, and reports whether it created it.
+func (w *PageWriter) ensureCursorTopic(ctx context.Context) (bool, error) {
 	compact := "compact"
 	_, err := kadm.NewClient(w.cl).CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, w.cfg.CursorTopic)
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("kafka page writer: create the cursor topic %s: %w", w.cfg.CursorTopic, err)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, kerr.TopicAlreadyExists):
+		return false, nil
 	}
-	return nil
+	return false, fmt.Errorf("kafka page writer: create the cursor topic %s: %w", w.cfg.CursorTopic, err)
 }
 
 // ensureTopics checks that each topic exists with a leader for every
@@ -159,9 +167,23 @@ func (w *PageWriter) ensureTopics(ctx context.Context, topics []string) error {
 // its last stable offset, and returns the last value for the key.
 func (w *PageWriter) lastCursor(ctx context.Context) ([]byte, error) {
 	adm := kadm.NewClient(w.cl)
-	ends, err := adm.ListCommittedOffsets(ctx, w.cfg.CursorTopic)
-	if err == nil {
-		err = ends.Error()
+	var ends kadm.ListedOffsets
+	var err error
+	// A topic created a moment ago (by another writer) may not be known
+	// to every broker yet.
+	for wait := 50 * time.Millisecond; ; wait *= 2 {
+		ends, err = adm.ListCommittedOffsets(ctx, w.cfg.CursorTopic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil || wait > 5*time.Second || !(errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.LeaderNotAvailable) || errors.Is(err, kerr.NotLeaderForPartition)) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kafka page writer: end of the cursor topic %s: %w", w.cfg.CursorTopic, err)
