@@ -5,6 +5,7 @@
 //
 //	ingestion-service              run the service (settings from the environment and .env)
 //	ingestion-service dev          run it against an in-process Kafka broker and a simulated stream
+//	ingestion-service check        check the settings, then probe Kafka and the source
 //	ingestion-service healthcheck  exit 0 if the local service answers /api/v1/health
 //	ingestion-service version      print the version
 package main
@@ -85,6 +86,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return dev(ctx, args, getenv, stdout)
 	case "healthcheck":
 		return healthcheck(ctx, args, getenv, stdout)
+	case "check", "validate":
+		return check(ctx, args, lookup, os.Environ(), stdout)
 	case "version", "-v", "--version":
 		_, err := fmt.Fprintln(stdout, buildVersion())
 		return err
@@ -165,6 +168,8 @@ commands:
   serve        run the service (default); settings come from the environment and .env
   dev          run the service against an in-process Kafka broker on 127.0.0.1:9092
                and a simulated match stream; no Kafka or internet needed
+  check        report every invalid setting and unknown variable, then probe Kafka and the
+               source (-offline: the settings only); also "validate"
   healthcheck  exit 0 if the service on API_PORT answers /api/v1/health
   version      print the version (also -v, --version)
   help         print this (also -h, --help); every command takes -h too

@@ -1045,3 +1045,35 @@ func TestSilenceIsAFailure(t *testing.T) {
 		t.Fatalf("the recovery was not logged:\n%s", logged.String())
 	}
 }
+
+// TestProbe: one connection, the api channel's route with the 404
+// fallback, done at the first line; a server that is not an event stream
+// fails the probe.
+func TestProbe(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		switch r.URL.Path {
+		case "/logs/api":
+			http.NotFound(w, r)
+		case "/logs":
+			data(sse(w), insert("77"))
+			<-r.Context().Done()
+		default:
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = fmt.Fprint(w, "<html>")
+		}
+	})
+	src, err := New(Config{URL: srv.url}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	where, seen, err := src.Probe(ctx)
+	if err != nil || !seen || !strings.HasSuffix(where, "/logs") {
+		t.Fatalf("probe: %q, line %v, %v; want /logs after the 404, a line seen", where, seen, err)
+	}
+	other, _ := New(Config{URL: strings.TrimSuffix(srv.url, "/logs") + "/status"}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if _, _, err := other.Probe(ctx); err == nil || !strings.Contains(err.Error(), "text/event-stream") {
+		t.Fatalf("a page that is not an event stream: %v", err)
+	}
+}

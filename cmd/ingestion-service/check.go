@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dota-data/ingestion-service/internal/config"
+	"github.com/dota-data/ingestion-service/internal/kafkasink"
+	"github.com/dota-data/ingestion-service/internal/odlogs"
+	"github.com/dota-data/ingestion-service/internal/redact"
+	"github.com/dota-data/ingestion-service/internal/steamseq"
+)
+
+// errCheckFailed is returned when a probe of check failed: exit status 1.
+var errCheckFailed = errors.New("check failed")
+
+// check loads the configuration and reports every invalid setting, warns
+// about variables that look like settings but are none, and, unless
+// -offline, probes Kafka (the brokers, the topics, the right to write)
+// and the source (it answers, and with what). It returns nil only if all
+// is well: a config.Errors (exit status 2) for invalid settings,
+// errCheckFailed (exit status 1) when a probe failed.
+func check(ctx context.Context, args []string, lookup func(string) (string, bool), environ []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	offline := fs.Bool("offline", false, "check the configuration only: do not connect to Kafka or the source")
+	timeout := fs.Duration("timeout", 10*time.Second, "give each probe this long")
+	fs.Usage = func() {
+		fmt.Fprint(stdout, "usage: ingestion-service check [-offline] [-timeout 10s]\n\n"+
+			"Loads the configuration as the service would, reports every invalid setting and every variable that\n"+
+			"looks like a setting but is none, then probes Kafka and the source. Exit status 0 if all is well,\n"+
+			"2 for invalid settings, 1 if a probe failed.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("check takes no arguments, got %q", fs.Args())}
+	}
+
+	unknown, uerr := config.UnknownVars(environ)
+	for _, u := range unknown {
+		hint := "it is not a setting"
+		if u.Suggestion != "" {
+			hint = "did you mean " + u.Suggestion + "?"
+		}
+		fmt.Fprintf(stdout, "warning  %s (%s) is ignored: %s\n", u.Name, u.Where, hint)
+	}
+	cfg, err := config.LoadLookup(lookup)
+	if err != nil {
+		var es config.Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				fmt.Fprintf(stdout, "FAIL     %s\n", e)
+			}
+		} else {
+			fmt.Fprintf(stdout, "FAIL     %v\n", err)
+		}
+		return err
+	}
+	if uerr != nil {
+		fmt.Fprintf(stdout, "FAIL     %v\n", uerr)
+		return uerr
+	}
+	fmt.Fprintf(stdout, "ok       configuration: source %s (%s), topic %s at %s\n",
+		cfg.Source, cfg.SourceReason, cfg.Kafka.Topic, strings.Join(cfg.Kafka.Brokers, ","))
+	if *offline {
+		return nil
+	}
+
+	failed := false
+	report := func(what string, err error, okText string) {
+		if err != nil {
+			failed = true
+			fmt.Fprintf(stdout, "FAIL     %s: %v\n", what, err)
+			return
+		}
+		fmt.Fprintf(stdout, "ok       %s: %s\n", what, okText)
+	}
+	kctx, cancel := context.WithTimeout(ctx, *timeout)
+	topics := []string{cfg.Kafka.Topic}
+	if cfg.Source == config.SourceSteamSequence && cfg.SteamTopics.Matches != "" {
+		topics = append(topics, cfg.SteamTopics.Matches)
+	}
+	brokers, probes, err := kafkasink.Probe(kctx, cfg.Kafka, topics...)
+	cancel()
+	report("kafka", err, fmt.Sprintf("%d broker(s) answer", brokers))
+	for _, p := range probes {
+		var perr error
+		switch {
+		case p.Err != nil && cfg.Kafka.CreateTopic:
+			fmt.Fprintf(stdout, "ok       topic %s: %v; the service creates it (KAFKA_CREATE_TOPIC=true)\n", p.Topic, p.Err)
+			continue
+		case p.Err != nil:
+			perr = fmt.Errorf("%w (create it, or set KAFKA_CREATE_TOPIC=true)", p.Err)
+		case p.Leaderless > 0:
+			perr = fmt.Errorf("%d of %d partitions have no leader", p.Leaderless, p.Partitions)
+		case p.CanWrite == "no":
+			perr = errors.New("this client may not write to it (no WRITE permission)")
+		}
+		report("topic "+p.Topic, perr, fmt.Sprintf("%d partitions, all led; may write: %s", p.Partitions, p.CanWrite))
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	where, text, err := probeSource(sctx, cfg)
+	report("source "+cfg.Source+" at "+where, err, text)
+	if failed {
+		return errCheckFailed
+	}
+	return nil
+}
+
+// probeSource connects to cfg's source once and says what it found.
+func probeSource(ctx context.Context, cfg config.Config) (where, found string, err error) {
+	quiet := slog.New(slog.DiscardHandler)
+	switch cfg.Source {
+	case config.SourceOpenDotaLogs:
+		src, err := odlogs.New(cfg.Logs, quiet, prometheus.NewRegistry())
+		if err != nil {
+			return redact.URL(cfg.Logs.URL), "", err
+		}
+		where, seen, err := src.Probe(ctx)
+		if err != nil {
+			return where, "", err
+		}
+		if !seen {
+			return where, "connected; no line within the timeout (quiet, or stalled: readiness tells once the service runs)", nil
+		}
+		return where, "connected; log lines flowing", nil
+	case config.SourceSteamSequence:
+		sc, err := steamseq.New(cfg.Steam, quiet, prometheus.NewRegistry())
+		if err != nil {
+			return cfg.Steam.BaseURL, "", err
+		}
+		var errs []error
+		var heads []string
+		for _, p := range sc.ProbeKeys(ctx) {
+			if p.Err != nil {
+				errs = append(errs, fmt.Errorf("key %d: %w", p.Key, p.Err))
+				continue
+			}
+			heads = append(heads, fmt.Sprintf("key %d sees match_seq_num %d", p.Key, p.Head))
+		}
+		return cfg.Steam.BaseURL, strings.Join(heads, "; "), errors.Join(errs...)
+	default:
+		where := redact.URL(cfg.Stream.URL)
+		conn, _, err := websocket.Dial(ctx, cfg.Stream.URL, &websocket.DialOptions{HTTPHeader: cfg.Stream.Header})
+		if err != nil {
+			err = redact.ForURL(cfg.Stream.URL).Error(err)
+			if cfg.Stream.UnreachableHint != "" {
+				err = fmt.Errorf("%w; %s", err, cfg.Stream.UnreachableHint)
+			}
+			return where, "", err
+		}
+		_ = conn.Close(websocket.StatusNormalClosure, "check")
+		return where, "the WebSocket handshake succeeded", nil
+	}
+}
