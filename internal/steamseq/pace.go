@@ -143,6 +143,9 @@ func (s *Scanner) fetch(ctx context.Context, c *cursor, until time.Time) ([]entr
 	n := c.size(s.cfg.MatchesRequested)
 	var entries []entry
 	err := s.call(ctx, c, until, endpointSequence, func(k *apiKey) (err error) {
+		if err := s.awaitPages(ctx); err != nil {
+			return err
+		}
 		entries, err = s.fetchPage(ctx, k, c.next, n)
 		return err
 	})

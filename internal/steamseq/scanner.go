@@ -142,7 +142,11 @@ type Scanner struct {
 	bogus     map[int64]bool // implausible seqs seen
 	bogusNew  []entry        // implausible entries not yet reported
 
-	pageMu sync.Mutex // held while a page goes to a PageHandler
+	// pages holds a token while a page goes to a PageHandler: pages of
+	// the two cursors never interleave, and neither cursor calls Steam
+	// while the other's page is being written (Kafka down: nothing
+	// piles up).
+	pages chan struct{}
 }
 
 // mark says that the primary cursor was at seq at time at.
@@ -180,6 +184,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Scanner, err
 		redactor: strings.NewReplacer(pairs...),
 		pool:     newKeyPool(cfg, m),
 		progress: make(chan struct{}),
+		pages:    make(chan struct{}, 1),
 		bogus:    map[int64]bool{},
 	}, nil
 }
@@ -450,8 +455,8 @@ func (s *Scanner) page(ctx context.Context, h Handler, handle func() error) erro
 	if !ok {
 		return handle()
 	}
-	s.pageMu.Lock()
-	defer s.pageMu.Unlock()
+	s.pages <- struct{}{}
+	defer func() { <-s.pages }()
 	if err := handle(); err != nil {
 		return err
 	}
@@ -459,6 +464,20 @@ func (s *Scanner) page(ctx context.Context, h Handler, handle func() error) erro
 		return fmt.Errorf("end the page: %w", err)
 	}
 	return nil
+}
+
+// awaitPages returns once no page is being handed to a PageHandler (at
+// once with a plain Handler), or with ctx's error: a cursor does not call
+// Steam while the other cursor's page is still being written, so that a
+// Kafka outage holds at most the page of the open transaction.
+func (s *Scanner) awaitPages(ctx context.Context) error {
+	select {
+	case s.pages <- struct{}{}:
+		<-s.pages
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // fetchPage asks for the page of n matches from start on, with key k.
