@@ -171,11 +171,11 @@ func (d grafanaDashboard) queries(t *testing.T) []query {
 	return out
 }
 
-// readmeMetrics parses README.md's Metrics table: the rows that start with
+// readmeMetrics parses docs/operations.md's Metrics table: the rows that start with
 // "| `ingestion_", name (labels cut off) and type.
 func readmeMetrics(t *testing.T) map[string]string {
 	t.Helper()
-	f, err := os.Open(filepath.Join(repoRoot, "README.md"))
+	f, err := os.Open(filepath.Join(repoRoot, "docs", "operations.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func readmeMetrics(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	if len(out) < 10 {
-		t.Fatalf("README.md: only %d metrics found in the Metrics table; has its format changed?", len(out))
+		t.Fatalf("docs/operations.md: only %d metrics found in the Metrics table; has its format changed?", len(out))
 	}
 	return out
 }
@@ -372,7 +372,7 @@ func TestDashboard(t *testing.T) {
 			}
 			for _, name := range names {
 				if !knownMetric(name, types) {
-					t.Errorf("%s: %s is neither in README.md's Metrics table, a fleet metric, nor an allowed go_/process_ metric", q.where, name)
+					t.Errorf("%s: %s is neither in docs/operations.md's Metrics table, a fleet metric, nor an allowed go_/process_ metric", q.where, name)
 				}
 			}
 		}

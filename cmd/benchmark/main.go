@@ -1,5 +1,5 @@
 // Command benchmark measures the ingestion service end to end and prints a
-// Markdown table to paste in the README.
+// Markdown table to paste in docs/performance.md.
 //
 // It builds the service, starts a Kafka broker (in-process kfake, or a real
 // cluster with -brokers) and a WebSocket load generator on loopback, runs

@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 		fs.SetOutput(stdout)
 		fs.Usage = func() {
-			fmt.Fprint(stdout, "usage: ingestion-service [serve]\n\nRuns the service; settings come from the environment and .env (README: Configuration).\n")
+			fmt.Fprint(stdout, "usage: ingestion-service [serve]\n\nRuns the service; settings come from the environment and .env (docs/configuration.md).\n")
 		}
 		if err := parseFlags(fs, args); err != nil {
 			return err
