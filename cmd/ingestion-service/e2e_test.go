@@ -540,6 +540,32 @@ func TestEveryInvalidSettingIsNamed(t *testing.T) {
 	}
 }
 
+// TestEnvFileProblemsExitWithStatus2: a malformed .env (named with its
+// line) and a missing ENV_FILE are invalid settings, like any other.
+func TestEnvFileProblemsExitWithStatus2(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.env")
+	if err := os.WriteFile(bad, []byte("LOG_LEVEL=INFO\nAPI_PORT=8000\nKAFKA_SASL_PASSWORD=\"unclosed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, envFile, want string }{
+		{"malformed", bad, "at line 3"},
+		{"missing", filepath.Join(dir, "nope.env"), "cannot read it"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(binary)
+			cmd.Dir = t.TempDir()
+			cmd.Env = append(os.Environ(), "ENV_FILE="+tt.envFile)
+			out, err := cmd.CombinedOutput()
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "ENV_FILE") || !strings.Contains(string(out), tt.envFile) ||
+				!strings.Contains(string(out), tt.want) || strings.Contains(string(out), "unclosed") {
+				t.Fatalf("err %v, output %s; want exit 2 naming ENV_FILE, %s and %q, the text not shown", err, out, tt.envFile, tt.want)
+			}
+		})
+	}
+}
+
 func TestHealthcheckCommand(t *testing.T) {
 	f := newFeed(t, nil)
 	svc := startService(t, map[string]string{
@@ -842,7 +868,7 @@ func TestSpoolDirectoryProblemsStopStartUp(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("the service started with a spool directory that is a file")
 		}
-		if code := svc.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(svc.out.String(), "SPOOL_DIR") {
+		if code := svc.cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(svc.out.String(), "SPOOL_DIR") {
 			t.Fatalf("exit %d, output %s", code, svc.out.String())
 		}
 	})

@@ -278,7 +278,12 @@ func newRelay(cfg config.Config, sink *kafkasink.Sink, log *slog.Logger, reg pro
 	opts.Logger = log.With("spool_dir", opts.Dir)
 	sp, err := spool.Open(opts)
 	if err != nil {
-		return nil, fmt.Errorf("open the spool in SPOOL_DIR %s: %w", opts.Dir, err)
+		if errors.Is(err, spool.ErrLocked) {
+			return nil, fmt.Errorf("open the spool in SPOOL_DIR %s: %w", opts.Dir, err)
+		}
+		// A directory the service cannot use is a setting to change:
+		// exit status 2, as for any invalid setting.
+		return nil, config.Errors{{Var: "SPOOL_DIR", Value: opts.Dir, Reason: "cannot open the spool there: " + err.Error()}}
 	}
 	rl, err := relay.New(cfg.Relay, sink, sp, log, m)
 	if err != nil {

@@ -923,7 +923,7 @@ func mask(secret string) string {
 func envFileError(path string, err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		return fmt.Errorf("read ENV_FILE %s: %w", path, err)
+		return Errors{{Var: "ENV_FILE", Value: path, Reason: "cannot read it: " + pe.Err.Error()}}
 	}
 	where := ""
 	if raw, rerr := os.ReadFile(path); rerr == nil {
@@ -931,7 +931,7 @@ func envFileError(path string, err error) error {
 			where = fmt.Sprintf(" at line %d", n)
 		}
 	}
-	return fmt.Errorf("read ENV_FILE %s: cannot parse it%s (want NAME=value lines, with quotes closed; the text is not shown, as it may hold a secret)", path, where)
+	return Errors{{Var: "ENV_FILE", Value: path, Reason: "cannot parse it" + where + " (want NAME=value lines, with quotes closed; the text is not shown, as it may hold a secret)"}}
 }
 
 // badEnvLine returns the line (from 1) where the content stops parsing
