@@ -865,12 +865,7 @@ func sinceOrNever(at, from time.Time) string {
 // Steam, and both topics still hold every listed match exactly once.
 func TestFaultSteamPagesKafkaStopped(t *testing.T) {
 	c := needRealCluster(t, 1)
-	steamPagesExactlyOnce(t, c.Cluster, func(t *testing.T) (time.Time, time.Time) {
-		from := c.kill(t, 1)
-		time.Sleep(30 * time.Second)
-		c.restart(t, 1)
-		return from, time.Now()
-	}, true)
+	steamPagesExactlyOnce(t, c.Cluster, c.nodeDown(1, 30*time.Second), true)
 }
 
 // TestFaultSteamPagesBrokerFailover: the same scan on three nodes, one of
@@ -878,10 +873,16 @@ func TestFaultSteamPagesKafkaStopped(t *testing.T) {
 // transaction coordinators move to the others), then restarted.
 func TestFaultSteamPagesBrokerFailover(t *testing.T) {
 	c := needRealCluster(t, 3)
-	steamPagesExactlyOnce(t, c.Cluster, func(t *testing.T) (time.Time, time.Time) {
-		from := c.kill(t, 2)
-		time.Sleep(30 * time.Second)
-		c.restart(t, 2)
+	steamPagesExactlyOnce(t, c.Cluster, c.nodeDown(2, 30*time.Second), false)
+}
+
+// nodeDown returns a fault that kills node n, waits d and restarts it,
+// and reports when the kill began and the node was back.
+func (c *realCluster) nodeDown(n int, d time.Duration) func(t *testing.T) (time.Time, time.Time) {
+	return func(t *testing.T) (time.Time, time.Time) {
+		from := c.kill(t, n)
+		time.Sleep(d)
+		c.restart(t, n)
 		return from, time.Now()
-	}, false)
+	}
 }

@@ -121,43 +121,28 @@ func (w *PageWriter) ensureCursorTopic(ctx context.Context) (bool, error) {
 }
 
 // ensureTopics checks that each topic exists with a leader for every
-// partition, creating a missing one when Kafka.CreateTopic is set.
+// partition, as the sink checks its own, creating a missing one when
+// Kafka.CreateTopic is set.
 func (w *PageWriter) ensureTopics(ctx context.Context, topics []string) error {
-	adm := kadm.NewClient(w.cl)
 	kcfg := w.cfg.Kafka.withDefaults()
 	for _, topic := range topics {
 		if topic == "" {
 			continue
 		}
-		td, err := adm.ListTopics(ctx, topic)
-		if err != nil {
-			return fmt.Errorf("kafka page writer: metadata of topic %s: %w", topic, err)
-		}
-		d := td[topic]
-		if errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+		err := topicLed(ctx, w.cl, topic)
+		if errors.Is(err, kerr.UnknownTopicOrPartition) {
 			if !kcfg.CreateTopic {
 				return fmt.Errorf("kafka page writer: topic %s: %w", topic, ErrTopicMissing)
 			}
-			partitions, rf := kcfg.TopicPartitions, kcfg.TopicReplicationFactor
-			if partitions == 0 {
-				partitions = -1
-			}
-			if rf == 0 {
-				rf = -1
-			}
-			if _, err := adm.CreateTopic(ctx, partitions, rf, nil, topic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-				return fmt.Errorf("kafka page writer: create topic %s: %w", topic, err)
+			partitions, rf, _, cerr := createTopic(ctx, w.cl, kcfg, topic)
+			if cerr != nil {
+				return fmt.Errorf("kafka page writer: %w", cerr)
 			}
 			w.log.Info("Created Kafka topic", "topic", topic, "partitions", partitions, "replication_factor", rf)
 			continue
 		}
-		if d.Err != nil {
-			return fmt.Errorf("kafka page writer: topic %s: %w", topic, d.Err)
-		}
-		for _, p := range d.Partitions {
-			if p.Err != nil || p.Leader < 0 {
-				return fmt.Errorf("kafka page writer: topic %s partition %d has no leader (%v)", topic, p.Partition, p.Err)
-			}
+		if err != nil {
+			return fmt.Errorf("kafka page writer: topic %s: %w", topic, err)
 		}
 	}
 	return nil
@@ -329,13 +314,8 @@ func (w *PageWriter) Close(ctx context.Context) {
 // match ID, value exactly {"match_id":N}, and m's sequence headers. Its
 // topic is empty: the client's default topic.
 func IDRecord(m match.Match) *kgo.Record {
-	b := m.AppendKey(make([]byte, 0, 48))
-	k := len(b)
-	b = m.AppendValue(b)
-	r := &kgo.Record{Key: b[:k:k], Value: b[k:]}
-	if m.SeqNum != 0 || m.StartTime != 0 || m.RescanSeq != 0 {
-		r.Headers = headers(m)
-	}
+	r := &kgo.Record{}
+	encode(r, m, make([]byte, 0, 48))
 	return r
 }
 

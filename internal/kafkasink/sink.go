@@ -127,6 +127,18 @@ const (
 )
 
 // headers returns the headers of m, in one allocation.
+// encode sets r's key (the decimal match ID), value ({"match_id":N}) and
+// sequence headers for m, the key and value appended to buf.
+func encode(r *kgo.Record, m match.Match, buf []byte) {
+	b := m.AppendKey(buf)
+	k := len(b)
+	b = m.AppendValue(b)
+	r.Key, r.Value = b[:k:k], b[k:]
+	if m.SeqNum != 0 || m.StartTime != 0 || m.RescanSeq != 0 {
+		r.Headers = headers(m)
+	}
+}
+
 func headers(m match.Match) []kgo.RecordHeader {
 	var h struct {
 		hs  [3]kgo.RecordHeader
@@ -174,13 +186,7 @@ func (s *Sink) Produce(ctx context.Context, m match.Match, token uint64, done De
 		return err
 	}
 	r := &record{token: token, done: done}
-	b := m.AppendKey(r.buf[:0])
-	k := len(b)
-	b = m.AppendValue(b)
-	r.Key, r.Value = b[:k:k], b[k:]
-	if m.SeqNum != 0 || m.StartTime != 0 || m.RescanSeq != 0 {
-		r.Headers = headers(m)
-	}
+	encode(&r.Record, m, r.buf[:0])
 	r.Timestamp = time.Now()
 	r.ctx = recordContext{Context: context.Background(), r: r}
 	r.Record.Context = &r.ctx
@@ -491,34 +497,27 @@ func (s *Sink) missingTopic(ctx context.Context) error {
 		}
 		return ErrTopicMissing
 	}
-	partitions, rf := s.cfg.TopicPartitions, s.cfg.TopicReplicationFactor
-	if partitions == 0 {
-		partitions = -1
+	partitions, rf, existed, err := createTopic(ctx, s.client, s.cfg, s.cfg.Topic)
+	if err != nil {
+		return err
 	}
-	if rf == 0 {
-		rf = -1
-	}
-	_, err := kadm.NewClient(s.client).CreateTopic(ctx, partitions, rf, nil, s.cfg.Topic)
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("create topic: %w", err)
-	}
-	// The topic was missing a moment ago. "Already exists" means the
-	// client's own retry of this request found the first one done (the
-	// answer to it was lost), or someone created it at the same moment:
-	// either way it exists now, as asked.
 	s.log.Info("Created Kafka topic", "topic", s.cfg.Topic, "partitions", partitions, "replication_factor", rf,
-		"already_existed", err != nil)
+		"already_existed", existed)
 	return s.checkTopic(ctx)
 }
 
 // checkTopic asks the cluster for the topic's metadata and checks that
 // every partition has a leader.
-func (s *Sink) checkTopic(ctx context.Context) error {
+func (s *Sink) checkTopic(ctx context.Context) error { return topicLed(ctx, s.client, s.cfg.Topic) }
+
+// topicLed asks the cluster for topic's metadata and checks that every
+// partition has a leader. A missing topic is kerr.UnknownTopicOrPartition.
+func topicLed(ctx context.Context, cl *kgo.Client, topic string) error {
 	req := kmsg.NewPtrMetadataRequest()
 	t := kmsg.NewMetadataRequestTopic()
-	t.Topic = kmsg.StringPtr(s.cfg.Topic)
+	t.Topic = kmsg.StringPtr(topic)
 	req.Topics = append(req.Topics, t)
-	resp, err := req.RequestWith(ctx, s.client)
+	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
 		return err
 	}
@@ -541,6 +540,29 @@ func (s *Sink) checkTopic(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// createTopic creates topic with cfg's partitions and replication factor
+// (-1: the brokers' defaults), and returns them, and whether it existed
+// already. That is no error: it was missing a moment ago, so the client's retry
+// of the request found the first one done (its answer lost), or someone
+// created it at the same moment; either way it exists now, as asked.
+func createTopic(ctx context.Context, cl *kgo.Client, cfg Config, topic string) (partitions int32, rf int16, existed bool, err error) {
+	partitions, rf = cfg.TopicPartitions, cfg.TopicReplicationFactor
+	if partitions == 0 {
+		partitions = -1
+	}
+	if rf == 0 {
+		rf = -1
+	}
+	_, err = kadm.NewClient(cl).CreateTopic(ctx, partitions, rf, nil, topic)
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		return partitions, rf, true, nil
+	}
+	if err != nil {
+		return partitions, rf, false, fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	return partitions, rf, false, nil
 }
 
 // Flush sends every buffered record now, without waiting for the linger,

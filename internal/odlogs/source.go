@@ -339,7 +339,7 @@ func (s *Source) line(ctx context.Context, line []byte, h Handler) {
 	now := time.Now()
 	s.lastMatch.Store(now.UnixNano())
 	s.metrics.lastMatch.Set(float64(now.UnixNano()) / 1e9)
-	if s.stale.Swap(false) {
+	if s.stale.Load() && s.stale.Swap(false) { // a read, not a write, per match
 		s.log.Info("Matches announced on the log stream again", "match_id", m.ID)
 	}
 	// An error means the Handler did not take m; it has counted and logged

@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,7 +52,6 @@ type Writer struct {
 	pageMatches int
 	pageBytes   int
 	pageStart   time.Time // when the page's first match came
-	committed   atomic.Int64
 	onCommit    func(matches int)
 }
 
@@ -114,9 +112,6 @@ func (w *Writer) Use(pages Pages) {
 	w.pages, w.object, w.pageMatches, w.pageBytes, w.pageStart = pages, nil, 0, 0, time.Time{}
 }
 
-// Committed returns the matches committed so far.
-func (w *Writer) Committed() int64 { return w.committed.Load() }
-
 // Match hands m, which came without its object, to the Front; with a
 // matches topic there is nothing to write for it, which is an error.
 func (w *Writer) Match(ctx context.Context, m match.Match) error {
@@ -175,7 +170,6 @@ func (w *Writer) EndPage(ctx context.Context, at steamseq.Cursor) error {
 		w.m.transactions.WithLabelValues("aborted").Inc()
 		return err
 	}
-	w.committed.Add(int64(matches))
 	if w.onCommit != nil {
 		w.onCommit(matches)
 	}
