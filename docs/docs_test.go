@@ -38,9 +38,10 @@ func TestLinksResolve(t *testing.T) {
 			t.Fatal(err)
 		}
 		text[p] = string(b)
-		anchors[filepath.Clean(p)] = map[string]bool{}
+		key := absPath(t, p)
+		anchors[key] = map[string]bool{}
 		for _, m := range heading.FindAllStringSubmatch(string(b), -1) {
-			anchors[filepath.Clean(p)][anchor(m[1])] = true
+			anchors[key][anchor(m[1])] = true
 		}
 	}
 	for _, p := range pages {
@@ -50,9 +51,9 @@ func TestLinksResolve(t *testing.T) {
 				continue
 			}
 			file, frag, _ := strings.Cut(target, "#")
-			path := filepath.Clean(p)
+			path := absPath(t, p)
 			if file != "" {
-				path = filepath.Clean(filepath.Join(filepath.Dir(p), file))
+				path = absPath(t, filepath.Join(filepath.Dir(p), file))
 				if _, err := os.Stat(path); err != nil {
 					t.Errorf("%s: link %q: no such file", p, target)
 					continue
@@ -71,4 +72,15 @@ func TestLinksResolve(t *testing.T) {
 	if n := strings.Count(text["../README.md"], "\n"); n > 150 {
 		t.Errorf("README.md has %d lines; keep it to about 150 and move details to docs/", n)
 	}
+}
+
+// absPath is p made absolute, so that a page has one name whichever page
+// links to it.
+func absPath(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

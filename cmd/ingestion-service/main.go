@@ -170,7 +170,8 @@ commands:
                and a simulated match stream; no Kafka or internet needed
   check        report every invalid setting and unknown variable, then probe Kafka and the
                source (-offline: the settings only); also "validate"
-  healthcheck  exit 0 if the service on API_PORT answers /api/v1/health
+  healthcheck  exit 0 if the local service answers /api/v1/health (on API_PROBE_PORT if set,
+               else API_PORT)
   version      print the version (also -v, --version)
   help         print this (also -h, --help); every command takes -h too
 `

@@ -19,6 +19,8 @@ func Reference() string {
 
 <!-- Generated from internal/config (Vars) by go run ./cmd/configdoc; do not edit by hand. -->
 
+Every setting of the service, with its default and meaning, for whoever configures a deployment.
+
 Settings come from environment variables, then from a ` + "`.env`" + ` file in the working directory (or the file named by
 ` + "`ENV_FILE`" + `), then from the defaults; the environment wins. A variable set to blanks counts as unset, except
 ` + "`KAFKA_BOOTSTRAP_SERVERS`" + ` and ` + "`KAFKA_PUBLISH_TOPIC`" + `, which are then an error: an empty value would otherwise
