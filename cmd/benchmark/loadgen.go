@@ -26,6 +26,13 @@ type loadGen struct {
 	// sent[i] is when the frame of ID firstID+i was handed to the
 	// connection, in nanoseconds since base.
 	sent []int64
+	// closeWhenSent makes the generator send a close frame after the last
+	// frame. A pipeline needs it: Debian's kcat 1.7.1 reads its input
+	// 1 KiB at a time (fread; upstream's fix, kcat#343, came after
+	// 1.7.1), so its last lines would wait for input that never comes;
+	// the close ends websocat, and kcat's EOF produces them. The service
+	// is measured without it.
+	closeWhenSent bool
 
 	ln        net.Listener
 	srv       *http.Server
@@ -119,7 +126,11 @@ func (g *loadGen) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	stop := context.AfterFunc(g.ctx, conn.close)
 	defer stop()
-	g.finish(g.stream(g.ctx, conn))
+	err = g.stream(g.ctx, conn)
+	if err == nil && g.closeWhenSent {
+		err = conn.write([]byte{0x88, 2, 0x03, 0xe8}) // close, 1000: normal closure
+	}
+	g.finish(err)
 	// Keep the connection open until the client closes it (the service
 	// does so on SIGTERM) or the generator is closed.
 	<-readDone

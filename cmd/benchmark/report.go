@@ -15,10 +15,13 @@ import (
 
 // runResult is one run of every scenario.
 type runResult struct {
-	full     scenarioResult
-	rates    []scenarioResult // in the order of options.rates
-	reader   float64          // bare WebSocket reader, frames/s
-	producer float64          // bare franz-go producer, records/s
+	full  scenarioResult
+	rates []scenarioResult // in the order of options.rates
+	// The same scenarios through -pipeline, when it is set.
+	pipeFull  scenarioResult
+	pipeRates []scenarioResult
+	reader    float64 // bare WebSocket reader, frames/s
+	producer  float64 // bare franz-go producer, records/s
 }
 
 // report is the benchmark's Markdown output.
@@ -59,12 +62,13 @@ func (r report) write(w io.Writer) error {
 	row("", "peak RSS (MiB)", pick(func(rr runResult) float64 { return float64(rr.full.peakRSS) / (1 << 20) }), fixed(1))
 	row("", "CPU seconds per 100,000 matches", pick(func(rr runResult) float64 { return rr.full.cpuSeconds / float64(rr.full.n) * 1e5 }), fixed(2))
 	row("", "CPU µs per match", pick(func(rr runResult) float64 { return rr.full.cpuSeconds / float64(rr.full.n) * 1e6 }), fixed(1))
+	row("", "CPU µs per match, first frame to last record", pick(func(rr runResult) float64 { return rr.full.perMatch() }), fixed(2))
 	row("", "load generator + consumer + broker CPU µs per match", pick(func(rr runResult) float64 { return rr.full.benchCPU / float64(rr.full.n) * 1e6 }), fixed(1))
 	row("", "machine CPU busy (service + the rest), % of all CPUs", pick(func(rr runResult) float64 {
 		return (rr.full.cpuSeconds + rr.full.benchCPU) / (rr.full.wall * float64(runtime.NumCPU())) * 100
 	}), fixed(0))
-	for i, rate := range o.rates {
-		sc := fmt.Sprintf("%s matches/s for %d s", thousands(float64(rate)), o.rateSeconds)
+	for i, rs := range o.rates {
+		sc := fmt.Sprintf("%s matches/s for %d s", thousands(float64(rs.rate)), rs.seconds)
 		ms := func(f func(scenarioResult) time.Duration) []float64 {
 			return pick(func(rr runResult) float64 { return float64(f(rr.rates[i])) / float64(time.Millisecond) })
 		}
@@ -72,6 +76,8 @@ func (r report) write(w io.Writer) error {
 		row("", "latency p99 (ms)", ms(func(s scenarioResult) time.Duration { return s.p99 }), fixed(1))
 		row("", "latency max (ms)", ms(func(s scenarioResult) time.Duration { return s.max }), fixed(1))
 		row("", "peak RSS (MiB)", pick(func(rr runResult) float64 { return float64(rr.rates[i].peakRSS) / (1 << 20) }), fixed(1))
+		row("", "CPU ms per second", pick(func(rr runResult) float64 { return rr.rates[i].cpuPerSecond() }), fixed(2))
+		row("", "wake-ups per second", pick(func(rr runResult) float64 { return rr.rates[i].wakeupsPerSecond() }), thousands)
 	}
 	row("ceiling: bare WebSocket reader", "frames/s", pick(func(rr runResult) float64 { return rr.reader }), thousands)
 	row("ceiling: bare franz-go producer", "records/s", pick(func(rr runResult) float64 { return rr.producer }), thousands)
@@ -84,10 +90,14 @@ func (r report) write(w io.Writer) error {
 	row("service vs ceilings in series", "fraction",
 		pick(func(rr runResult) float64 { return rr.full.throughput * (1/rr.reader + 1/rr.producer) }), fixed(2))
 
+	if o.pipeline != "" {
+		r.comparison(&b, pick)
+	}
+
 	dups := 0
 	for _, rr := range r.runs {
-		dups += rr.full.duplicates
-		for _, s := range rr.rates {
+		dups += rr.full.duplicates + rr.pipeFull.duplicates
+		for _, s := range append(rr.rates, rr.pipeRates...) {
 			dups += s.duplicates
 		}
 	}
@@ -102,6 +112,51 @@ func (r report) write(w io.Writer) error {
 	_, err := w.Write(b.Bytes())
 	return err
 }
+
+// comparison prints the service against the pipeline, scenario by
+// scenario: the CPU each burnt, their ratio (the median of the runs'
+// ratios), wake-ups and p99 latency.
+func (r report) comparison(b *bytes.Buffer, pick func(func(runResult) float64) []float64) {
+	o := r.opts
+	fmt.Fprintf(b, "\n#### The service against the pipeline\n\n")
+	fmt.Fprintf(b, "Pipeline: `%s`, run by `sh -c` under the same load generator, broker and consumer, each scenario right after the service's. "+
+		"CPU is the whole process group's, from the first frame sent to the last record consumed; "+
+		"wake-ups are its threads' voluntary context switches over the same window.\n\n", o.pipeline)
+	fmt.Fprintf(b, "| Scenario | CPU: service | CPU: pipeline | service / pipeline | wake-ups/s: service | wake-ups/s: pipeline | p99 ms: service | p99 ms: pipeline |\n")
+	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	med := func(vals []float64) float64 { _, m, _ := stats(vals); return m }
+	ratio := func(f func(runResult) float64, g func(runResult) float64) string {
+		lo, m, hi := stats(pick(func(rr runResult) float64 { return f(rr) / g(rr) }))
+		return fmt.Sprintf("%.2f (%.2f to %.2f)", m, lo, hi)
+	}
+	for i, rs := range o.rates {
+		svc := func(rr runResult) float64 { return rr.rates[i].cpuPerSecond() }
+		pipe := func(rr runResult) float64 { return rr.pipeRates[i].cpuPerSecond() }
+		fmt.Fprintf(b, "| %s/s for %d s | %.2f ms/s | %.2f ms/s | %s | %s | %s | %.1f | %.1f |\n",
+			thousands(float64(rs.rate)), rs.seconds, med(pick(svc)), med(pick(pipe)), ratio(svc, pipe),
+			thousands(med(pick(func(rr runResult) float64 { return rr.rates[i].wakeupsPerSecond() }))),
+			thousands(med(pick(func(rr runResult) float64 { return rr.pipeRates[i].wakeupsPerSecond() }))),
+			med(pick(func(rr runResult) float64 { return rr.rates[i].p99.Seconds() * 1e3 })),
+			med(pick(func(rr runResult) float64 { return rr.pipeRates[i].p99.Seconds() * 1e3 })))
+	}
+	svc := func(rr runResult) float64 { return rr.full.perMatch() }
+	pipe := func(rr runResult) float64 { return rr.pipeFull.perMatch() }
+	fmt.Fprintf(b, "| full speed, %s | %.2f µs/match | %.2f µs/match | %s | | | | |\n",
+		thousands(float64(o.n)), med(pick(svc)), med(pick(pipe)), ratio(svc, pipe))
+	fmt.Fprintf(b, "\nThroughput at full speed: service %s matches/s, pipeline %s.\n",
+		thousands(med(pick(func(rr runResult) float64 { return rr.full.throughput }))),
+		thousands(med(pick(func(rr runResult) float64 { return rr.pipeFull.throughput }))))
+}
+
+// cpuPerSecond is the subject's CPU milliseconds per second of the window.
+func (s scenarioResult) cpuPerSecond() float64 { return s.windowCPU / s.window * 1e3 }
+
+// wakeupsPerSecond is the subject's voluntary context switches per second
+// of the window.
+func (s scenarioResult) wakeupsPerSecond() float64 { return float64(s.windowWakeups) / s.window }
+
+// perMatch is the subject's CPU microseconds per match over the window.
+func (s scenarioResult) perMatch() float64 { return s.windowCPU / float64(s.n) * 1e6 }
 
 // stats returns the minimum, median and maximum of vals.
 func stats(vals []float64) (lo, med, hi float64) {

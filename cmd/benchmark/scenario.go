@@ -34,6 +34,13 @@ type scenarioResult struct {
 	max        time.Duration
 	peakRSS    int64   // bytes
 	cpuSeconds float64 // user + system, over the process's life
+	// Measured from just before the first frame is sent to just after
+	// the last record is consumed (the window), so that start-up and
+	// shutdown are not counted: the subject's CPU seconds, voluntary
+	// context switches, and the window's length in seconds.
+	windowCPU     float64
+	windowWakeups int64
+	window        float64
 	// benchCPU is the CPU time this process (load generator, consumer,
 	// and the kfake broker if used) spent during the scenario.
 	benchCPU   float64
@@ -51,15 +58,29 @@ type bench struct {
 	timeout time.Duration
 	seq     int
 
-	cpuProfile  string // file for a CPU profile of the first full-speed run
-	memProfile  string // file for a heap profile of the first full-speed run
+	cpuProfile  string // file for a CPU profile of the first run of profileOf
+	memProfile  string // file for a heap profile of the first run of profileOf
+	trace       string // file for an execution trace of the first run of profileOf
+	env         []string
 	profileSecs int
+	profileOf   string // the scenario label profiled: "full" or "rate<N>"
+	// pipelineWarmup is how long a pipeline has, once it has connected
+	// to the load generator, to connect to Kafka before frames are sent.
+	pipelineWarmup time.Duration
 }
+
+// Environment variables a pipeline run with -pipeline is given.
+const (
+	envStreamURL = "BENCH_STREAM_URL" // the load generator's WebSocket URL
+	envBrokers   = "BENCH_BROKERS"    // the seed brokers, host:port,...
+	envTopic     = "BENCH_TOPIC"      // the topic to produce to
+)
 
 // runScenario runs the service once against a fresh topic and a load
 // generator sending n frames at rate per second (0: full speed), and
-// measures it.
-func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (scenarioResult, error) {
+// measures it. With a pipeline, it runs that shell command instead of the
+// service.
+func (b *bench) runScenario(ctx context.Context, label string, n, rate int, pipeline string) (scenarioResult, error) {
 	b.seq++
 	res := scenarioResult{n: n}
 	topic, err := b.broker.newTopic(ctx, label)
@@ -73,6 +94,7 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 		return res, err
 	}
 	defer g.Close()
+	g.closeWhenSent = pipeline != ""
 	port, err := freePort()
 	if err != nil {
 		return res, err
@@ -103,8 +125,10 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 		return res, err
 	}
 
-	svc, err := startService(b.bin, []string{
-		"KAFKA_BOOTSTRAP_SERVERS=" + strings.Join(b.broker.addrs, ","),
+	brokers := strings.Join(b.broker.addrs, ",")
+	argv := []string{b.bin}
+	env := []string{
+		"KAFKA_BOOTSTRAP_SERVERS=" + brokers,
 		"KAFKA_PUBLISH_TOPIC=" + topic,
 		"OPENDOTA_STREAM_URL=" + g.url,
 		"API_HOST=127.0.0.1",
@@ -114,7 +138,13 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 		"SPOOL_MODE=" + b.mode,
 		"LOG_LEVEL=WARNING",
 		"API_PPROF=true",
-	})
+	}
+	env = append(env, b.env...)
+	if pipeline != "" {
+		argv = []string{"sh", "-c", pipeline}
+		env = []string{envStreamURL + "=" + g.url, envBrokers + "=" + brokers, envTopic + "=" + topic}
+	}
+	svc, err := startService(argv, env)
 	if err != nil {
 		cancel(err)
 		<-results
@@ -122,17 +152,43 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 	}
 	defer svc.kill()
 	// Send once the service says it is ready (Kafka reachable, producer
-	// ID loaded, stream connected).
+	// ID loaded, stream connected), or a pipeline has connected and had
+	// its warm-up. The window's CPU is counted from here.
+	type start struct {
+		at time.Time
+		u  procUsage
+	}
+	began := make(chan start, 1)
 	go func() {
-		if err := waitReady(ctx, port, svc, connectTimeout); err != nil {
+		if pipeline == "" {
+			if err := waitReady(ctx, port, svc, connectTimeout); err != nil {
+				cancel(err)
+				return
+			}
+		} else {
+			select {
+			case <-g.connected:
+			case <-cctx.Done():
+				return
+			}
+			select {
+			case <-time.After(b.pipelineWarmup):
+			case <-cctx.Done():
+				return
+			}
+		}
+		u, err := svc.usage()
+		if err != nil {
 			cancel(err)
 			return
 		}
+		began <- start{time.Now(), u}
 		g.Begin()
 	}()
-	profiled := make(chan error, 2)
+	profiled := make(chan error, 3)
 	profiles := 0
-	if label == "full" && b.cpuProfile != "" {
+	profile := label == b.profileOf && pipeline == ""
+	if profile && b.cpuProfile != "" {
 		file := b.cpuProfile
 		b.cpuProfile = "" // one profile per benchmark
 		profiles++
@@ -145,7 +201,20 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 			}
 		}()
 	}
-	if label == "full" && b.memProfile != "" {
+	if profile && b.trace != "" {
+		file := b.trace
+		b.trace = ""
+		profiles++
+		go func() {
+			select {
+			case <-g.connected:
+				profiled <- fetchProfile(ctx, port, "trace?seconds="+strconv.Itoa(b.profileSecs), file)
+			case <-svc.exited:
+				profiled <- nil
+			}
+		}()
+	}
+	if profile && b.memProfile != "" {
 		file := b.memProfile
 		b.memProfile = ""
 		profiles++
@@ -199,6 +268,16 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 		}
 	}()
 	r := <-results
+	// The window ends here for the service. A pipeline ends itself once
+	// the load generator has closed the stream; its window ends when it
+	// exits, and its CPU is what wait4(2) reports for it and the
+	// children it waited for.
+	var end procUsage
+	var endErr error
+	ended := time.Now()
+	if pipeline == "" {
+		end, endErr = svc.usage()
+	}
 	close(stopWatch)
 	<-watchDone
 	if r.err != nil {
@@ -213,13 +292,33 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 			return res, fmt.Errorf("%s: profile: %w", label, err)
 		}
 	}
-	u, err := svc.usage()
-	if err != nil {
-		return res, fmt.Errorf("%s: service usage: %w", label, err)
+	st := <-began // sent, since every frame was
+	if pipeline == "" {
+		if endErr != nil {
+			return res, fmt.Errorf("%s: usage: %w", label, endErr)
+		}
+		if err := svc.stop(stopTimeout); err != nil {
+			return res, fmt.Errorf("%s: %w", label, err)
+		}
+	} else {
+		select {
+		case <-svc.exited:
+		case <-time.After(stopTimeout):
+			svc.kill()
+			return res, fmt.Errorf("%s: the pipeline did not exit within %v of the stream's close; output:\n%s", label, stopTimeout, svc.out)
+		}
+		if svc.waitErr != nil {
+			return res, fmt.Errorf("%s: pipeline: %w; output:\n%s", label, svc.waitErr, svc.out)
+		}
+		if end, err = svc.exitUsage(); err != nil {
+			return res, fmt.Errorf("%s: %w", label, err)
+		}
+		end.peakRSS = st.u.peakRSS
+		if svc.exitedAt.After(ended) {
+			ended = svc.exitedAt
+		}
 	}
-	if err := svc.stop(stopTimeout); err != nil {
-		return res, fmt.Errorf("%s: %w", label, err)
-	}
+	u := end
 
 	d := r.d
 	res.benchCPU = selfCPU() - selfBefore
@@ -227,6 +326,9 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int) (sce
 	res.throughput = float64(n) / res.wall
 	res.peakRSS = u.peakRSS
 	res.cpuSeconds = u.cpuSeconds
+	res.windowCPU = end.cpuSeconds - st.u.cpuSeconds
+	res.windowWakeups = end.wakeups - st.u.wakeups
+	res.window = ended.Sub(st.at).Seconds()
 	res.duplicates = d.duplicates
 	lat := make([]int64, n)
 	for i := range lat {

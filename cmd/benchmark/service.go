@@ -16,10 +16,6 @@ import (
 	"time"
 )
 
-// clockTicks is the unit of utime and stime in /proc/<pid>/stat
-// (getconf CLK_TCK, 100 on Linux).
-const clockTicks = 100
-
 // findModuleRoot walks up from dir to the directory holding go.mod.
 func findModuleRoot(dir string) (string, error) {
 	for {
@@ -56,17 +52,21 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// service is one running ingestion-service process.
+// service is one running subject of a scenario: the ingestion-service
+// binary, or an external pipeline run by sh. It leads its own process
+// group, and what is measured is the whole group.
 type service struct {
-	cmd     *exec.Cmd
-	out     *headBuffer
-	exited  chan struct{} // closed when the process has ended; waitErr says how
-	waitErr error
+	cmd      *exec.Cmd
+	out      *headBuffer
+	exited   chan struct{} // closed when the process has ended; waitErr says how
+	waitErr  error
+	exitedAt time.Time
 }
 
-// startService runs bin with a minimal environment (PATH, HOME and TMPDIR
-// from ours, so that no stray KAFKA_* setting leaks in) plus env.
-func startService(bin string, env []string) (*service, error) {
+// startService runs argv with a minimal environment (PATH, HOME and
+// TMPDIR from ours, so that no stray KAFKA_* setting leaks in) plus env,
+// in a process group of its own.
+func startService(argv []string, env []string) (*service, error) {
 	base := []string{}
 	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
 		if v, ok := os.LookupEnv(k); ok {
@@ -74,74 +74,142 @@ func startService(bin string, env []string) (*service, error) {
 		}
 	}
 	s := &service{out: &headBuffer{max: 8 << 10}, exited: make(chan struct{})}
-	s.cmd = exec.Command(bin)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Env = append(base, env...)
 	s.cmd.Stdout = s.out
 	s.cmd.Stderr = s.out
+	ownGroup(s.cmd)
 	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start service: %w", err)
+		return nil, fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	go func() {
 		s.waitErr = s.cmd.Wait()
+		s.exitedAt = time.Now()
 		close(s.exited)
 	}()
 	return s, nil
 }
 
-// procUsage is what the kernel says a process used.
+// procUsage is what the kernel says a process group used.
 type procUsage struct {
-	peakRSS    int64   // bytes (VmHWM)
-	cpuSeconds float64 // user + system
+	peakRSS int64 // bytes: the sum of each process's VmHWM
+	// cpuSeconds is the time its threads have been on a CPU, user and
+	// system, from the scheduler's nanosecond clock.
+	cpuSeconds float64
+	// wakeups counts its threads' voluntary context switches: each is a
+	// thread that blocked (on a timer, a futex, a socket) and was later
+	// woken.
+	wakeups int64
+	procs   int
 }
 
-// usage reads the process's peak RSS and CPU time from /proc.
+// usage sums the usage of every live process in the service's group from
+// /proc. A thread that has already exited is not counted; the benchmark
+// reads it while the subject runs, and its processes and the service's
+// threads live as long as it does.
 func (s *service) usage() (procUsage, error) {
-	pid := s.cmd.Process.Pid
 	var u procUsage
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	pgid := s.cmd.Process.Pid
+	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return u, fmt.Errorf("read status: %w", err)
+		return u, fmt.Errorf("read /proc: %w", err)
 	}
-	for line := range strings.Lines(string(status)) {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(rest)
-			kb, err := strconv.ParseInt(f[0], 10, 64)
-			if err != nil {
-				return u, fmt.Errorf("parse VmHWM %q: %w", rest, err)
-			}
-			u.peakRSS = kb << 10
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
 		}
+		if g, err := processGroup(pid); err != nil || g != pgid {
+			continue // gone, or another group's
+		}
+		if err := addProcess(&u, pid); err != nil {
+			if pid == pgid {
+				return u, err
+			}
+			continue // a pipeline's process that ended meanwhile
+		}
+		u.procs++
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return u, fmt.Errorf("read stat: %w", err)
+	if u.procs == 0 {
+		return u, fmt.Errorf("process %d is gone", pgid)
 	}
-	// Fields after the command name, which ends at the last ')': state is
-	// field 3, utime 14 and stime 15.
-	i := bytes.LastIndexByte(stat, ')')
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 13 {
-		return u, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return u, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
-	}
-	u.cpuSeconds = float64(utime+stime) / clockTicks
 	return u, nil
 }
 
-// stop sends SIGTERM and waits for the process to exit 0.
+// processGroup reads the process group of pid from /proc/<pid>/stat.
+func processGroup(pid int) (int, error) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which ends at the last ')': state,
+	// ppid, pgrp, ...
+	i := bytes.LastIndexByte(stat, ')')
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 3 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	return strconv.Atoi(f[2])
+}
+
+// addProcess adds pid's peak RSS, and its threads' CPU time and voluntary
+// context switches, to u.
+func addProcess(u *procUsage, pid int) error {
+	dir := "/proc/" + strconv.Itoa(pid)
+	status, err := os.ReadFile(dir + "/status")
+	if err != nil {
+		return fmt.Errorf("read status: %w", err)
+	}
+	if kb, ok := statusField(status, "VmHWM:"); ok {
+		u.peakRSS += kb << 10
+	}
+	tasks, err := os.ReadDir(dir + "/task")
+	if err != nil {
+		return fmt.Errorf("read tasks: %w", err)
+	}
+	for _, t := range tasks {
+		// schedstat: nanoseconds on a CPU, nanoseconds waiting, slices.
+		if b, err := os.ReadFile(dir + "/task/" + t.Name() + "/schedstat"); err == nil {
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				if ns, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					u.cpuSeconds += float64(ns) / 1e9
+				}
+			}
+		}
+		if b, err := os.ReadFile(dir + "/task/" + t.Name() + "/status"); err == nil {
+			if n, ok := statusField(b, "voluntary_ctxt_switches:"); ok {
+				u.wakeups += n
+			}
+		}
+	}
+	return nil
+}
+
+// statusField returns the first number after name in a /proc status file.
+func statusField(status []byte, name string) (int64, bool) {
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, name); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0, false
+			}
+			n, err := strconv.ParseInt(f[0], 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// stop sends SIGTERM to the group and waits for its leader to exit 0.
 func (s *service) stop(timeout time.Duration) error {
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := signalGroup(s.cmd.Process.Pid, syscall.SIGTERM); err != nil {
 		return fmt.Errorf("SIGTERM: %w", err)
 	}
 	select {
 	case <-s.exited:
 	case <-time.After(timeout):
 		s.kill()
-		return fmt.Errorf("service did not exit within %v of SIGTERM; output:\n%s", timeout, s.out)
+		return fmt.Errorf("%s did not exit within %v of SIGTERM; output:\n%s", s.cmd.Path, timeout, s.out)
 	}
 	if s.waitErr != nil {
 		return fmt.Errorf("service exit: %w; output:\n%s", s.waitErr, s.out)
@@ -149,12 +217,12 @@ func (s *service) stop(timeout time.Duration) error {
 	return nil
 }
 
-// kill ends the process if it still runs, and waits for it.
+// kill ends the group if it still runs, and waits for its leader.
 func (s *service) kill() {
 	select {
 	case <-s.exited:
 	default:
-		_ = s.cmd.Process.Kill()
+		_ = signalGroup(s.cmd.Process.Pid, syscall.SIGKILL)
 		<-s.exited
 	}
 }

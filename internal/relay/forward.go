@@ -13,9 +13,14 @@ import (
 // RetryBackoff, and acknowledged spool records are committed. It returns nil
 // when ctx ends, or once CloseInput was called and everything held has been
 // acknowledged.
+//
+// It sleeps until there is work, an acknowledgement, or something falls
+// due (a retry, a commit held back by CommitInterval): an idle relay sets
+// no timer, so that a quiet stream costs no wake-ups.
 func (r *Relay) Run(ctx context.Context) error {
-	tick := time.NewTicker(r.cfg.CommitInterval)
-	defer tick.Stop()
+	due := time.NewTimer(time.Hour)
+	due.Stop()
+	defer due.Stop()
 	now := r.tickClock()
 	for n := 0; ; n++ {
 		if n%256 == 0 {
@@ -49,15 +54,39 @@ func (r *Relay) Run(ctx context.Context) error {
 				}
 			}
 		}
+		var wake <-chan time.Time
+		if at, ok := r.nextDue(); ok {
+			due.Reset(time.Until(at))
+			wake = due.C
+		}
 		r.waiting.Store(true)
 		select {
 		case <-r.work:
-		case <-tick.C:
+		case <-wake:
 		case <-ctx.Done():
 		}
+		due.Stop()
 		r.waiting.Store(false)
 		now = r.tickClock()
 	}
+}
+
+// nextDue returns when the relay must next settle without being woken:
+// the earliest retry, or the end of the CommitInterval that held back a
+// commit (and the oldest-match gauge).
+func (r *Relay) nextDue() (time.Time, bool) {
+	var at time.Time
+	for _, rt := range r.retries {
+		if at.IsZero() || rt.at.Before(at) {
+			at = rt.at
+		}
+	}
+	if r.settleHeld {
+		if c := r.lastCommit.Add(r.cfg.CommitInterval); at.IsZero() || c.Before(at) {
+			at = c
+		}
+	}
+	return at, !at.IsZero()
 }
 
 // tickClock reads the time and publishes it as the relay's coarse clock,
@@ -254,9 +283,12 @@ func (r *Relay) settle(ctx context.Context, now time.Time, final bool) {
 		r.signal(r.space)
 	}
 	if !final && now.Sub(r.lastCommit) < r.cfg.CommitInterval {
+		// Held back: nextDue wakes the relay for it if nothing else does.
+		r.settleHeld = r.settleHeld || advanced || r.havePending
 		return
 	}
 	r.lastCommit = now
+	r.settleHeld = false
 	if r.havePending && r.spool != nil {
 		if err := r.spool.Commit(r.pendingCommit); err != nil {
 			r.log.Error("Committing the spool failed", "error", err)

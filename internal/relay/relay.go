@@ -154,6 +154,7 @@ type Relay struct {
 	pendingCommit spool.Pos
 	havePending   bool
 	lastCommit    time.Time
+	settleHeld    bool // settle skipped a commit or gauge update for CommitInterval
 	oldestNS      atomic.Int64
 
 	// skipIDs, while not nil, are the IDs of held matches not to send:
@@ -295,10 +296,11 @@ func firstByte(p []byte) int {
 // (Block), or returns ErrDropped (DropNewest); it returns ErrClosed after
 // Abort or Close.
 func (r *Relay) Publish(ctx context.Context, m match.Match) error {
-	// The arrival time is the relay's coarse clock (at most 256 matches or
-	// CommitInterval old), or the time now before Run has started.
+	// The arrival time is the relay's coarse clock, which a busy relay
+	// reads every 256 matches; the time now if the relay is idle (its
+	// clock is as old as its last wake-up) or before Run has started.
 	now := time.Unix(0, r.clock.Load())
-	if now.UnixNano() == 0 {
+	if now.UnixNano() == 0 || r.waiting.Load() {
 		now = time.Now()
 	}
 	for {

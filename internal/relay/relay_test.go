@@ -652,3 +652,26 @@ func TestRefusedProduceIsRetried(t *testing.T) {
 	p.waitFor(t, 10)
 	waitStats(t, run.r, "nothing held", func(s Stats) bool { return s.InFlight == 0 && s.Memory == 0 })
 }
+
+// TestIdleRelayCommitsWhatItHeldBack: an idle relay sets no ticker, so a
+// commit that CommitInterval held back must still happen once the stream
+// goes quiet, and the oldest-match gauge must then read zero rather than
+// age for ever.
+func TestIdleRelayCommitsWhatItHeldBack(t *testing.T) {
+	p := newProducer()
+	sp := openSpool(t, t.TempDir(), 0)
+	run := start(t, Config{Mode: Disk, CommitInterval: 300 * time.Millisecond}, p, sp)
+	put(t, run.r, 1, 3)
+	p.waitFor(t, 3)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := run.r.Stats()
+		if st.SpoolRecords == 0 && st.Oldest.IsZero() && st.InFlight == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after the last delivery: %+v, want nothing uncommitted or unacknowledged", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
