@@ -118,7 +118,7 @@ Press Ctrl-C to stop.
 
 `, cfg.Kafka.Brokers[0], cfg.Kafka.Topic, *partitions, simURL, *rate, *badEvery, cfg.API.Addr(), what+":")
 
-	limitMemory(cfg, getenv)
+	tuneRuntime(cfg, getenv)
 	err = serve(ctx, cfg, stdout)
 	sent, bad := counted()
 	if cfg.Source == config.SourceOpenDotaLogs {

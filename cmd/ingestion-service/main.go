@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -80,7 +81,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		if err != nil {
 			return err
 		}
-		limitMemory(cfg, getenv)
+		tuneRuntime(cfg, getenv)
 		return serve(ctx, cfg, stdout)
 	case "dev":
 		return dev(ctx, args, getenv, stdout)
@@ -154,11 +155,20 @@ func versionFrom(info *debug.BuildInfo) string {
 	return v
 }
 
-// limitMemory gives the Go runtime a soft memory limit sized from the
-// configuration, unless GOMEMLIMIT sets one.
-func limitMemory(cfg config.Config, getenv func(string) string) {
+// tuneRuntime sets the Go runtime for the service: a soft memory limit
+// sized from the configuration, unless GOMEMLIMIT sets one; and one
+// processor (GOMAXPROCS=1), unless GOMAXPROCS sets the count. The service
+// is one pipeline whose goroutines hand every match on to each other: on
+// one processor a hand-off is a switch on the same thread, where with more
+// it wakes another thread, and those wake-ups are most of the CPU it uses
+// at a live stream's rates. One processor carries several hundred
+// thousand matches a second (docs/performance.md).
+func tuneRuntime(cfg config.Config, getenv func(string) string) {
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(cfg.MemoryLimit())
+	}
+	if getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
 	}
 }
 

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/dota-data/ingestion-service/internal/config"
 )
 
 // TestEveryCommandHasHelp: help, -h and --help, alone and after every
@@ -62,5 +65,39 @@ func TestVersionFromBuildInfo(t *testing.T) {
 		if got := versionFrom(info); got != tt.want {
 			t.Errorf("version %q with %v: %q, want %q", tt.main, tt.settings, got, tt.want)
 		}
+	}
+}
+
+// TestTuneRuntime: the service runs on one processor with a memory limit
+// sized from its settings, unless GOMAXPROCS or GOMEMLIMIT say otherwise.
+func TestTuneRuntime(t *testing.T) {
+	procs, limit := runtime.GOMAXPROCS(0), debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { runtime.GOMAXPROCS(procs); debug.SetMemoryLimit(limit) })
+	cfg, err := config.LoadLookup(func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name      string
+		env       map[string]string
+		wantProcs int
+		wantLimit int64
+	}{
+		{"defaults", nil, 1, cfg.MemoryLimit()},
+		{"GOMAXPROCS set", map[string]string{"GOMAXPROCS": "3"}, 3, cfg.MemoryLimit()},
+		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "1GiB"}, 1, 1 << 40},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// As the runtime does at start from the variables.
+			runtime.GOMAXPROCS(3)
+			debug.SetMemoryLimit(1 << 40)
+			tuneRuntime(cfg, func(k string) string { return tt.env[k] })
+			if got := runtime.GOMAXPROCS(0); got != tt.wantProcs {
+				t.Errorf("GOMAXPROCS %d, want %d", got, tt.wantProcs)
+			}
+			if got := debug.SetMemoryLimit(-1); got != tt.wantLimit {
+				t.Errorf("memory limit %d, want %d", got, tt.wantLimit)
+			}
+		})
 	}
 }

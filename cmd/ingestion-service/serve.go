@@ -33,7 +33,7 @@ import (
 // take, stop the HTTP server.
 func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	log := logging.New(stdout, cfg.Log.Format, cfg.Log.Level, cfg.ServiceName)
-	log.Info("Starting ingestion service", "version", buildVersion(), "config", cfg, "memory_limit_bytes", debug.SetMemoryLimit(-1))
+	log.Info("Starting ingestion service", "version", buildVersion(), "config", cfg, "memory_limit_bytes", debug.SetMemoryLimit(-1), "gomaxprocs", runtime.GOMAXPROCS(0))
 	log.Info("Source chosen", "source", cfg.Source, "why", cfg.SourceReason)
 
 	reg := prometheus.NewRegistry()

@@ -54,6 +54,12 @@ func (r *Relay) Run(ctx context.Context) error {
 				}
 			}
 		}
+		if r.settleHeld && !r.havePending {
+			// Only the oldest-match gauge was held back: update it now,
+			// while idle, rather than set a timer for it.
+			r.updateOldest()
+			r.settleHeld = false
+		}
 		var wake <-chan time.Time
 		if at, ok := r.nextDue(); ok {
 			due.Reset(time.Until(at))

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -74,7 +75,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Source, erro
 		}
 		cfg.HTTPClient = client
 	}
-	cfg.HTTPClient = redirect.Client(cfg.HTTPClient)
+	cfg.HTTPClient = capturingClient(redirect.Client(cfg.HTTPClient))
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("stream source: %w", err)
@@ -236,6 +237,8 @@ func classify(err error) string {
 // why it ended.
 func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) {
 	dialCtx, cancelDial := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
+	raw := &rawConn{}
+	dialCtx = context.WithValue(dialCtx, rawConnKey{}, raw)
 	conn, resp, err := websocket.Dial(dialCtx, s.cfg.URL, &websocket.DialOptions{
 		HTTPClient: s.cfg.HTTPClient,
 		HTTPHeader: s.cfg.Header,
@@ -262,8 +265,18 @@ func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) 
 	connCtx, cancelConn := context.WithCancel(context.Background())
 	defer cancelConn()
 	// The read goes on through shutdown (the handshake ends it) unless the
-	// peer does not answer the close within CloseTimeout.
-	readCtx, cancelRead := context.WithCancel(context.WithoutCancel(ctx))
+	// peer does not answer the close within CloseTimeout; then closing the
+	// TCP connection under the handshake ends it. Reads take a context
+	// that never ends, which spares the library registering a callback on
+	// it at every frame. Only a client whose dial could not be seen (a
+	// Transport that is not an *http.Transport) reads with one that
+	// CloseTimeout cancels instead.
+	readCtx, cancelRead := context.Background(), context.CancelFunc(func() {})
+	endRead := func() { raw.close() }
+	if !raw.seen() {
+		readCtx, cancelRead = context.WithCancel(context.WithoutCancel(ctx))
+		endRead = cancelRead
+	}
 	defer cancelRead()
 	var pingDead atomic.Bool
 	pingerDone := make(chan struct{})
@@ -289,9 +302,7 @@ func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) 
 			select {
 			case <-closed:
 			case <-time.After(s.cfg.CloseTimeout):
-				// Ending the read closes the connection under the
-				// handshake.
-				cancelRead()
+				endRead()
 			}
 		case <-connCtx.Done():
 		}
@@ -308,10 +319,8 @@ func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) 
 	return time.Since(start), err
 }
 
-// readLoop reads frames until the connection fails or is closed. It reads
-// with a context that is never cancelled, which spares the library a timer
-// per frame: the connection is ended by closing it (the pinger, the closer
-// on shutdown), never by a context.
+// readLoop reads frames with readCtx until the connection fails or is
+// closed (by the pinger, or the closer on shutdown).
 func (s *Source) readLoop(conn *websocket.Conn, readCtx, hctx context.Context, h Handler) error {
 	for {
 		_, r, err := conn.Reader(readCtx)
@@ -367,4 +376,71 @@ func (s *Source) pinger(connCtx context.Context, conn *websocket.Conn) bool {
 		s.log.Warn("Stream ping unanswered, replacing the connection", "pong_timeout", s.cfg.PongTimeout.String())
 		return true
 	}
+}
+
+// rawConnKey keys the *rawConn of a dial in its context.
+type rawConnKey struct{}
+
+// rawConn is the TCP connection a dial opened (the last, after redirects),
+// so that a shutdown can close it under a close handshake the peer does
+// not answer.
+type rawConn struct {
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+func (r *rawConn) set(c net.Conn) {
+	r.mu.Lock()
+	r.conn = c
+	r.mu.Unlock()
+}
+
+// seen reports whether the dial's connection was captured.
+func (r *rawConn) seen() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.conn != nil
+}
+
+func (r *rawConn) close() {
+	r.mu.Lock()
+	c := r.conn
+	r.mu.Unlock()
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
+// capturingClient returns a copy of c whose Transport, if it is an
+// *http.Transport, records each connection it dials in the *rawConn of
+// the dial's context. Any other Transport is left alone.
+func capturingClient(c *http.Client) *http.Client {
+	tr, ok := c.Transport.(*http.Transport)
+	if c.Transport == nil {
+		tr, ok = http.DefaultTransport.(*http.Transport), true
+	}
+	if !ok {
+		return c
+	}
+	tr = tr.Clone()
+	capture := func(dial func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+		return func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dial(ctx, network, addr)
+			if r, ok := ctx.Value(rawConnKey{}).(*rawConn); ok && err == nil {
+				r.set(conn)
+			}
+			return conn, err
+		}
+	}
+	if tr.DialTLSContext != nil {
+		tr.DialTLSContext = capture(tr.DialTLSContext)
+	}
+	dial := tr.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	tr.DialContext = capture(dial)
+	cp := *c
+	cp.Transport = tr
+	return &cp
 }

@@ -440,22 +440,41 @@ func TestRedirects(t *testing.T) {
 // TestShutdownDoesNotWaitForADeafPeer: a peer that never answers the close
 // frame (it stops reading) holds the shutdown for CloseTimeout, not for
 // the library's 5 s.
+//
+// It holds for both ways the read is ended: closing the TCP connection the
+// dial opened (an *http.Transport, the usual client), and cancelling the
+// read's context (any other RoundTripper, whose dials cannot be seen).
 func TestShutdownDoesNotWaitForADeafPeer(t *testing.T) {
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
-	url, _ := server(t, func(ctx context.Context, _ int, c *websocket.Conn) {
-		_ = c.Write(ctx, websocket.MessageText, []byte(`x`))
-		<-release // never reads, so never answers the close
-	})
-	rec := newRecorder()
-	r := start(t, Config{URL: url, CloseTimeout: 300 * time.Millisecond}, rec)
-	rec.wait(t, 1)
-	began := time.Now()
-	r.stop(t)
-	if took := time.Since(began); took > 2*time.Second {
-		t.Fatalf("Run took %v to return with a deaf peer, want about the 300 ms CloseTimeout", took)
+	for _, tt := range []struct {
+		name   string
+		client *http.Client
+	}{
+		{"an http.Transport", nil},
+		{"another RoundTripper", &http.Client{Transport: roundTripper{http.DefaultTransport.(*http.Transport).Clone()}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			release := make(chan struct{})
+			t.Cleanup(func() { close(release) })
+			url, _ := server(t, func(ctx context.Context, _ int, c *websocket.Conn) {
+				_ = c.Write(ctx, websocket.MessageText, []byte(`x`))
+				<-release // never reads, so never answers the close
+			})
+			rec := newRecorder()
+			r := start(t, Config{URL: url, CloseTimeout: 300 * time.Millisecond, HTTPClient: tt.client}, rec)
+			rec.wait(t, 1)
+			began := time.Now()
+			r.stop(t)
+			if took := time.Since(began); took > 2*time.Second {
+				t.Fatalf("Run took %v to return with a deaf peer, want about the 300 ms CloseTimeout", took)
+			}
+		})
 	}
 }
+
+// roundTripper hides the *http.Transport it wraps.
+type roundTripper struct{ rt http.RoundTripper }
+
+func (r roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return r.rt.RoundTrip(req) }
 
 // TestUnreachableStreamIsReportedOncePerInterval: a stream whose host
 // does not resolve, or that refuses every connection, is retried with
