@@ -36,6 +36,8 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	// Before anything starts: it may execute the binary again.
+	tuneRuntime(cfg, getenv)
 
 	broker, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
@@ -118,7 +120,6 @@ Press Ctrl-C to stop.
 
 `, cfg.Kafka.Brokers[0], cfg.Kafka.Topic, *partitions, simURL, *rate, *badEvery, cfg.API.Addr(), what+":")
 
-	tuneRuntime(cfg, getenv)
 	err = serve(ctx, cfg, stdout)
 	sent, bad := counted()
 	if cfg.Source == config.SourceOpenDotaLogs {

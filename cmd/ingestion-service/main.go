@@ -30,6 +30,7 @@ import (
 var version = "dev"
 
 func main() {
+	reexecAllowed = true
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
 	stop()
@@ -155,7 +156,18 @@ func versionFrom(info *debug.BuildInfo) string {
 	return v
 }
 
-// tuneRuntime sets the Go runtime for the service: a soft memory limit
+// reexecAllowed lets tuneRuntime execute the binary again to set the
+// timer slack. Only main sets it: tests that call run in their own process
+// must not replace it.
+var reexecAllowed bool
+
+// slackNote, if not empty, says why the timer slack could not be set; serve
+// logs it once its logger exists.
+var slackNote string
+
+// tuneRuntime sets the process up for the service: the timer slack
+// (TIMER_SLACK, see setTimerSlack), which may execute the binary again
+// before anything has started; a soft memory limit
 // sized from the configuration, unless GOMEMLIMIT sets one; and one
 // processor (GOMAXPROCS=1), unless GOMAXPROCS sets the count. The service
 // is one pipeline whose goroutines hand every match on to each other: on
@@ -164,6 +176,11 @@ func versionFrom(info *debug.BuildInfo) string {
 // at a live stream's rates. One processor carries several hundred
 // thousand matches a second (docs/performance.md).
 func tuneRuntime(cfg config.Config, getenv func(string) string) {
+	if reexecAllowed {
+		if _, err := setTimerSlack(cfg.TimerSlack, cfg.IsSet("TIMER_SLACK")); err != nil {
+			slackNote = err.Error()
+		}
+	}
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(cfg.MemoryLimit())
 	}

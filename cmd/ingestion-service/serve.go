@@ -35,6 +35,9 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	log := logging.New(stdout, cfg.Log.Format, cfg.Log.Level, cfg.ServiceName)
 	log.Info("Starting ingestion service", "version", buildVersion(), "config", cfg, "memory_limit_bytes", debug.SetMemoryLimit(-1), "gomaxprocs", runtime.GOMAXPROCS(0))
 	log.Info("Source chosen", "source", cfg.Source, "why", cfg.SourceReason)
+	if slackNote != "" {
+		log.Warn("Running with the inherited timer slack", "timer_slack", cfg.TimerSlack.String(), "error", slackNote)
+	}
 
 	reg := prometheus.NewRegistry()
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{

@@ -84,6 +84,8 @@ type Config struct {
 	Fleet Fleet
 	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration
+	// TimerSlack is the process's timer slack on Linux; 0 leaves it.
+	TimerSlack time.Duration
 	// Ignored names the variables that were set but have no effect with
 	// the chosen source, for a warning at start.
 	Ignored []string
@@ -224,7 +226,7 @@ var Vars = []Var{
 	{Name: "KAFKA_BOOTSTRAP_SERVERS", Default: "localhost:9092", Help: "Kafka seed brokers, comma-separated `host:port`"},
 	{Name: "KAFKA_PUBLISH_TOPIC", Default: "match_ids_raw", Help: "topic that receives one record per match"},
 	{Name: "KAFKA_COMPRESSION", Default: "gzip", Help: "`gzip`, `snappy`, `lz4`, `zstd` or `none`"},
-	{Name: "KAFKA_LINGER", Default: "10ms", Help: "how long a batch waits for more records"},
+	{Name: "KAFKA_LINGER", Default: "10ms", Help: "how long a batch waits for more records; a record that comes after a pause longer than this is sent at once, since none would join it"},
 	{Name: "KAFKA_BATCH_MAX_BYTES", Default: "16384", Help: "largest record batch, uncompressed"},
 	{Name: "KAFKA_MAX_BUFFERED_RECORDS", Default: "10000", Help: "records handed to the Kafka client and not yet acknowledged; the rest wait in the relay (`BUFFER_MAX_RECORDS`, then the spool)"},
 	{Name: "KAFKA_DELIVERY_TIMEOUT", Default: "0", Help: "give up on a record after this long (at least `1s`); `0` retries until shutdown"},
@@ -289,6 +291,7 @@ var Vars = []Var{
 	{Name: "LOG_SUMMARY_INTERVAL", Default: "30s", Help: "a progress line at info this often; `0` disables"},
 	{Name: "SERVICE_NAME", Default: "ingestion-service", Help: "in every log line and in `/api/v1/health`"},
 	{Name: "SHUTDOWN_TIMEOUT", Default: "30s", Help: "on SIGINT/SIGTERM, time allowed to flush to Kafka"},
+	{Name: "TIMER_SLACK", Default: "2ms", Help: "Linux: how late the kernel may end the process's sleeps, so that its threads' wake-ups coincide and fewer happen (`prctl(PR_SET_TIMERSLACK)`; the kernel's default is 50µs). The service sets it at start and re-executes itself so that every thread has it; it delays no data, only timers (the Kafka linger by at most this). `0` leaves the inherited value, as does the default when a supervisor set one (systemd's `TimerSlackNSec=`)"},
 	{Name: "ENV_FILE", Default: ".env", Help: "file of `KEY=VALUE` lines; a missing default `.env` is ignored, a missing named file is an error"},
 }
 
@@ -660,6 +663,10 @@ func (r *reader) load() Config {
 	if c.ShutdownTimeout == 0 {
 		r.fail("SHUTDOWN_TIMEOUT", "0", "want a positive duration")
 	}
+	c.TimerSlack = r.duration("TIMER_SLACK", 2*time.Millisecond, time.Microsecond)
+	if c.TimerSlack > time.Second {
+		r.fail("TIMER_SLACK", c.TimerSlack.String(), "want at most 1s")
+	}
 	return c
 }
 
@@ -905,6 +912,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("fleet_topic", c.Fleet.Topic),
 		slog.String("standby_window", c.Fleet.StandbyWindow.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
+		slog.String("timer_slack", c.TimerSlack.String()),
 	)
 }
 

@@ -55,6 +55,12 @@ type Sink struct {
 	wasUp         atomic.Bool   // readiness has been up once: a later down is an outage
 	failLog       *rate.Limiter // "Failed to publish" lines
 	failQuiet     atomic.Int64  // failures not logged since the last line
+
+	// lastProduceNS is when the latest record was handed to the client,
+	// and sendNow, while not nil, cancels the flush that sends records at
+	// once after a pause (see sendAfterPause).
+	lastProduceNS atomic.Int64
+	sendNow       atomic.Pointer[context.CancelFunc]
 }
 
 // New returns a Sink for cfg. It does not contact the brokers: an
@@ -200,7 +206,46 @@ func (s *Sink) Produce(ctx context.Context, m match.Match, token uint64, done De
 		return nil
 	}
 	s.client.Produce(ctx, &r.Record, s.promise)
+	s.sendAfterPause(r.Timestamp.UnixNano())
 	return nil
+}
+
+// sendAfterPause sends a record handed over after a pause longer than the
+// linger at once, rather than have it linger. No other record would join
+// its batch in time: a stream that slow gains nothing from the linger but
+// its latency, and its timer costs a wake-up of the process per record
+// (two, and the runtime's monitor's, since the poller counts in whole
+// milliseconds), which at a live stream's rates is most of the CPU the
+// service uses. A record that follows within the linger lingers as
+// always, so that a busy stream is batched exactly as configured: it also
+// ends the flush that sends at once, if one still runs.
+//
+// Sending at once is a flush of the client, in the background: franz-go
+// sends a flushing client's records without lingering. It ends when the
+// client holds no more records, or when cancelled.
+func (s *Sink) sendAfterPause(now int64) {
+	if s.cfg.Linger <= 0 {
+		return
+	}
+	if now-s.lastProduceNS.Swap(now) <= int64(s.cfg.Linger) {
+		if c := s.sendNow.Swap(nil); c != nil {
+			(*c)()
+		}
+		return
+	}
+	if s.sendNow.Load() != nil {
+		return // a flush already sends everything at once
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if !s.sendNow.CompareAndSwap(nil, &cancel) {
+		cancel()
+		return
+	}
+	go func() {
+		_ = s.client.Flush(ctx)
+		s.sendNow.CompareAndSwap(&cancel, nil)
+		cancel()
+	}()
 }
 
 func (s *Sink) onDelivery(kr *kgo.Record, err error) {
@@ -588,6 +633,9 @@ func (s *Sink) Flush(ctx context.Context) error {
 func (s *Sink) Close(ctx context.Context) error {
 	if s.closed.Swap(true) {
 		return nil
+	}
+	if c := s.sendNow.Swap(nil); c != nil {
+		(*c)()
 	}
 	if s.transactional() {
 		s.Deactivate(ctx) // commits what it can; the rest is handed back

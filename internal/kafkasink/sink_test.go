@@ -207,14 +207,20 @@ func TestFailedRecordsAreLoggedAndCounted(t *testing.T) {
 func TestCloseFlushesBufferedRecords(t *testing.T) {
 	cluster := kafkatest.Start(t)
 	topic := cluster.Topic(t, 1)
-	// A long linger keeps records in the client until Close flushes them.
+	// A long linger keeps records in the client until Close flushes them,
+	// but for the first: it comes after a pause, and is sent at once.
 	s, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, Linger: time.Minute})
+	if err := s.Publish(context.Background(), match.Match{ID: 501}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first record, sent at once", 10*time.Second, func() bool { return s.Published() == 1 && s.sendNow.Load() == nil })
 	for i := int64(1); i <= 500; i++ {
 		if err := s.Publish(context.Background(), match.Match{ID: i}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if s.Published() != 0 {
+	time.Sleep(200 * time.Millisecond)
+	if s.Published() != 1 {
 		t.Fatalf("records were sent before the linger elapsed")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -222,8 +228,8 @@ func TestCloseFlushesBufferedRecords(t *testing.T) {
 	if err := s.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if s.Published() != 500 {
-		t.Fatalf("Published() after Close = %d, want 500", s.Published())
+	if s.Published() != 501 {
+		t.Fatalf("Published() after Close = %d, want 501", s.Published())
 	}
 	if err := s.Publish(context.Background(), match.Match{ID: 1}); err != ErrClosed {
 		t.Fatalf("Publish after Close = %v, want ErrClosed", err)
@@ -385,5 +391,36 @@ func TestCloseHandsBackWithoutCallingItAFailure(t *testing.T) {
 	}
 	if s.Failed() != 0 || strings.Contains(logs.String(), "Failed to publish") {
 		t.Fatalf("Failed() = %d; withdrawn records must not count or log as failures:\n%s", s.Failed(), logs.String())
+	}
+}
+
+// TestSendsAtOnceAfterAPause: a record handed over after a pause longer
+// than the linger is sent at once, since nothing would join its batch;
+// records that follow within the linger wait for it as configured.
+func TestSendsAtOnceAfterAPause(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 1)
+	const linger = 2 * time.Second
+	s, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, Linger: linger})
+	for round := range 2 {
+		start := time.Now()
+		if err := s.Publish(context.Background(), match.Match{ID: int64(100 + round)}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the record after a pause", 10*time.Second, func() bool { return s.Published() == int64(2*round+1) && s.sendNow.Load() == nil })
+		if took := time.Since(start); took >= linger {
+			t.Fatalf("round %d: the record after a pause took %v, want well under the %v linger", round, took, linger)
+		}
+		// Within the linger of the first: it lingers.
+		if err := s.Publish(context.Background(), match.Match{ID: int64(200 + round)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(linger / 2)
+		if got := s.Published(); got != int64(2*round+1) {
+			t.Fatalf("round %d: a record within the linger was sent before it: %d published", round, got)
+		}
+		waitFor(t, "the lingering record", 10*time.Second, func() bool { return s.Published() == int64(2*round+2) })
+		// Then a pause longer than the linger before the next round.
+		time.Sleep(linger + 100*time.Millisecond)
 	}
 }
