@@ -474,7 +474,9 @@ func TestShutdownDoesNotWaitForADeafPeer(t *testing.T) {
 // roundTripper hides the *http.Transport it wraps.
 type roundTripper struct{ rt http.RoundTripper }
 
-func (r roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return r.rt.RoundTrip(req) }
+func (r roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	return r.rt.RoundTrip(req)
+}
 
 // TestUnreachableStreamIsReportedOncePerInterval: a stream whose host
 // does not resolve, or that refuses every connection, is retried with
