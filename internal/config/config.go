@@ -291,7 +291,7 @@ var Vars = []Var{
 	{Name: "LOG_SUMMARY_INTERVAL", Default: "30s", Help: "a progress line at info this often; `0` disables"},
 	{Name: "SERVICE_NAME", Default: "ingestion-service", Help: "in every log line and in `/api/v1/health`"},
 	{Name: "SHUTDOWN_TIMEOUT", Default: "30s", Help: "on SIGINT/SIGTERM, time allowed to flush to Kafka"},
-	{Name: "TIMER_SLACK", Default: "2ms", Help: "Linux: how late the kernel may end the process's sleeps, so that its threads' wake-ups coincide and fewer happen (`prctl(PR_SET_TIMERSLACK)`; the kernel's default is 50µs). The service sets it at start and re-executes itself so that every thread has it; it delays no data, only timers (the Kafka linger by at most this). `0` leaves the inherited value, as does the default when a supervisor set one (systemd's `TimerSlackNSec=`)"},
+	{Name: "TIMER_SLACK", Default: "5ms", Help: "Linux: how late the kernel may end the process's sleeps, so that its threads' wake-ups coincide and fewer happen (`prctl(PR_SET_TIMERSLACK)`; the kernel's default is 50µs). The service sets it at start and re-executes itself so that every thread has it; it delays no data, only timers (the Kafka linger by at most this). `0` leaves the inherited value, as does the default when a supervisor set one (systemd's `TimerSlackNSec=`)"},
 	{Name: "ENV_FILE", Default: ".env", Help: "file of `KEY=VALUE` lines; a missing default `.env` is ignored, a missing named file is an error"},
 }
 
@@ -663,7 +663,7 @@ func (r *reader) load() Config {
 	if c.ShutdownTimeout == 0 {
 		r.fail("SHUTDOWN_TIMEOUT", "0", "want a positive duration")
 	}
-	c.TimerSlack = r.duration("TIMER_SLACK", 2*time.Millisecond, time.Microsecond)
+	c.TimerSlack = r.duration("TIMER_SLACK", 5*time.Millisecond, time.Microsecond)
 	if c.TimerSlack > time.Second {
 		r.fail("TIMER_SLACK", c.TimerSlack.String(), "want at most 1s")
 	}
