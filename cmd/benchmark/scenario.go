@@ -187,51 +187,34 @@ func (b *bench) runScenario(ctx context.Context, label string, n, rate int, pipe
 	}()
 	profiled := make(chan error, 3)
 	profiles := 0
-	profile := label == b.profileOf && pipeline == ""
-	if profile && b.cpuProfile != "" {
-		file := b.cpuProfile
-		b.cpuProfile = "" // one profile per benchmark
+	// fetch writes the service's /debug/pprof/<what> to *file, after delay
+	// from when the service connects; one of each per benchmark.
+	fetch := func(file *string, what string, delay time.Duration) {
+		if label != b.profileOf || pipeline != "" || *file == "" {
+			return
+		}
+		name := *file
+		*file = ""
 		profiles++
 		go func() {
 			select {
 			case <-g.connected:
-				profiled <- fetchProfile(ctx, port, "profile?seconds="+strconv.Itoa(b.profileSecs), file)
+			case <-svc.exited:
+				profiled <- nil
+				return
+			}
+			select {
+			case <-time.After(delay):
+				profiled <- fetchProfile(ctx, port, what, name)
 			case <-svc.exited:
 				profiled <- nil
 			}
 		}()
 	}
-	if profile && b.trace != "" {
-		file := b.trace
-		b.trace = ""
-		profiles++
-		go func() {
-			select {
-			case <-g.connected:
-				profiled <- fetchProfile(ctx, port, "trace?seconds="+strconv.Itoa(b.profileSecs), file)
-			case <-svc.exited:
-				profiled <- nil
-			}
-		}()
-	}
-	if profile && b.memProfile != "" {
-		file := b.memProfile
-		b.memProfile = ""
-		profiles++
-		go func() {
-			select {
-			case <-g.connected:
-				select {
-				case <-time.After(time.Second):
-					profiled <- fetchProfile(ctx, port, "heap", file)
-				case <-svc.exited:
-					profiled <- nil
-				}
-			case <-svc.exited:
-				profiled <- nil
-			}
-		}()
-	}
+	secs := strconv.Itoa(b.profileSecs)
+	fetch(&b.cpuProfile, "profile?seconds="+secs, 0)
+	fetch(&b.trace, "trace?seconds="+secs, 0)
+	fetch(&b.memProfile, "heap", time.Second)
 
 	// The watcher ends consumption early when the service dies, never
 	// connects, or the last IDs are late by more than b.timeout.
