@@ -64,7 +64,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case config.SourceOpenDotaLogs:
 		logs := simstream.NewLogs(simOpts)
 		sim, what = logs, "OpenDota log feed (simulated)"
-		counted = func() (int64, int64) { m, _ := logs.Sent(); return m, 0 }
+		counted = func() (int64, int64) { m, _ := logs.Sent(); return m, logs.Repeated() }
 	default:
 		return &usageError{fmt.Sprintf("-source %q: want %s or %s", *simulated, config.SourceWebSocket, config.SourceOpenDotaLogs)}
 	}
@@ -123,7 +123,7 @@ Press Ctrl-C to stop.
 	err = serve(ctx, cfg, stdout)
 	sent, bad := counted()
 	if cfg.Source == config.SourceOpenDotaLogs {
-		fmt.Fprintf(stdout, "dev mode: the simulated log feed announced %d matches\n", sent)
+		fmt.Fprintf(stdout, "dev mode: the simulated log feed announced %d new matches, and %d that were not new (retried inserts and backfills, as OpenDota's)\n", sent, bad)
 	} else {
 		fmt.Fprintf(stdout, "dev mode: the simulated stream sent %d frames (%d malformed)\n", sent, bad)
 	}

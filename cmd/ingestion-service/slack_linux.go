@@ -10,6 +10,9 @@ import (
 	"time"
 )
 
+// selfExe is the binary setTimerSlack executes again.
+var selfExe = "/proc/self/exe"
+
 // prctl(2) options, and the kernel's default timer slack.
 const (
 	prSetTimerSlack    = 29
@@ -45,7 +48,7 @@ func setTimerSlack(want time.Duration, explicit bool) (time.Duration, error) {
 	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, uintptr(want.Nanoseconds()), 0); errno != 0 {
 		return cur, fmt.Errorf("prctl(PR_SET_TIMERSLACK, %d): %w", want.Nanoseconds(), errno)
 	}
-	err = syscall.Exec("/proc/self/exe", os.Args, os.Environ())
+	err = syscall.Exec(selfExe, os.Args, os.Environ())
 	// Still here: the exec failed. This thread goes back to its slack.
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, uintptr(cur.Nanoseconds()), 0)
 	return cur, fmt.Errorf("execute the binary again with the timer slack set: %w", err)

@@ -5,6 +5,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -83,5 +84,30 @@ func TestTimerSlack(t *testing.T) {
 				t.Errorf("exit status %d", code)
 			}
 		})
+	}
+}
+
+// TestTimerSlackWhenExecFails: when the binary cannot be executed again
+// (a security profile that forbids it), setTimerSlack says why and leaves
+// the thread with the slack it had, so that the service runs on as it was.
+func TestTimerSlackWhenExecFails(t *testing.T) {
+	selfExe = filepath.Join(t.TempDir(), "missing") // an exec that must fail
+	t.Cleanup(func() { selfExe = "/proc/self/exe" })
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	before, err := timerSlack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := before + time.Millisecond
+	got, err := setTimerSlack(want, true)
+	if err == nil || !strings.Contains(err.Error(), "execute the binary again") {
+		t.Fatalf("error %v, want the failed exec", err)
+	}
+	if got != before {
+		t.Errorf("returned %v, want the slack it had, %v", got, before)
+	}
+	if now, _ := timerSlack(); now != before {
+		t.Errorf("the thread's slack is %v after the failed exec, want %v back", now, before)
 	}
 }

@@ -228,8 +228,12 @@ func (s *Sink) sendAfterPause(now int64) {
 		return
 	}
 	if now-s.lastProduceNS.Swap(now) <= int64(s.cfg.Linger) {
-		if c := s.sendNow.Swap(nil); c != nil {
-			(*c)()
+		// A load first: a busy stream has no flush to end, and should not
+		// pay an exchange per record for it.
+		if s.sendNow.Load() != nil {
+			if c := s.sendNow.Swap(nil); c != nil {
+				(*c)()
+			}
 		}
 		return
 	}

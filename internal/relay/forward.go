@@ -54,12 +54,9 @@ func (r *Relay) Run(ctx context.Context) error {
 				}
 			}
 		}
-		if r.settleHeld && !r.havePending {
-			// Only the oldest-match gauge was held back: update it now,
-			// while idle, rather than set a timer for it.
-			r.updateOldest()
-			r.settleHeld = false
-		}
+		// Idle: the oldest-match gauge, which a busy relay updates once a
+		// CommitInterval, is brought up to date now rather than by a timer.
+		r.updateOldest()
 		var wake <-chan time.Time
 		if at, ok := r.nextDue(); ok {
 			due.Reset(time.Until(at))
@@ -78,8 +75,8 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // nextDue returns when the relay must next settle without being woken:
-// the earliest retry, or the end of the CommitInterval that held back a
-// commit (and the oldest-match gauge).
+// the earliest retry, or the end of the CommitInterval that holds back a
+// spool commit.
 func (r *Relay) nextDue() (time.Time, bool) {
 	var at time.Time
 	for _, rt := range r.retries {
@@ -87,7 +84,7 @@ func (r *Relay) nextDue() (time.Time, bool) {
 			at = rt.at
 		}
 	}
-	if r.settleHeld {
+	if r.havePending && r.spool != nil {
 		if c := r.lastCommit.Add(r.cfg.CommitInterval); at.IsZero() || c.Before(at) {
 			at = c
 		}
@@ -289,12 +286,9 @@ func (r *Relay) settle(ctx context.Context, now time.Time, final bool) {
 		r.signal(r.space)
 	}
 	if !final && now.Sub(r.lastCommit) < r.cfg.CommitInterval {
-		// Held back: nextDue wakes the relay for it if nothing else does.
-		r.settleHeld = r.settleHeld || advanced || r.havePending
-		return
+		return // nextDue wakes the relay for a held-back commit
 	}
 	r.lastCommit = now
-	r.settleHeld = false
 	if r.havePending && r.spool != nil {
 		if err := r.spool.Commit(r.pendingCommit); err != nil {
 			r.log.Error("Committing the spool failed", "error", err)

@@ -154,7 +154,6 @@ type Relay struct {
 	pendingCommit spool.Pos
 	havePending   bool
 	lastCommit    time.Time
-	settleHeld    bool // settle skipped a commit or gauge update for CommitInterval
 	oldestNS      atomic.Int64
 
 	// skipIDs, while not nil, are the IDs of held matches not to send:

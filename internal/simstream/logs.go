@@ -16,11 +16,25 @@ import (
 // ansi colours, queue lines in magenta and gcdata inserts; at "/logs/api"
 // the api channel's alone. Each line is one event, "data: <line>\n\n",
 // with no id, event or retry field and no keep-alive comment.
+//
+// As on OpenDota, "[insert: api]" does not mean a new match: one insert in
+// retryEvery announces the previous match again (an insert retried after a
+// timeout), and one in backfillEvery an old match, 10,000 to 60,000 IDs
+// behind the newest (reconcile and repair backfills, svc/util/reconcileUtil.ts
+// and svc/repair.ts).
 type Logs struct {
 	opts     Options
 	inserted atomic.Int64
+	repeated atomic.Int64
 	lines    atomic.Int64
 }
+
+// How often an insert announces a match that is not new: primes, so that
+// neither keeps falling on the lines BadEvery leaves without an ID.
+const (
+	retryEvery    = 23
+	backfillEvery = 37
+)
 
 // NewLogs returns a Logs feed announcing opts.Rate matches a second, one
 // "[insert: api]" line in opts.BadEvery without its match ID.
@@ -28,9 +42,13 @@ func NewLogs(opts Options) *Logs {
 	return &Logs{opts: New(opts).opts}
 }
 
-// Sent returns how many matches were announced, and how many lines were
-// sent in all.
+// Sent returns how many new matches were announced, and how many lines
+// were sent in all.
 func (l *Logs) Sent() (matches, lines int64) { return l.inserted.Load(), l.lines.Load() }
+
+// Repeated returns how many inserts announced a match that was not new: a
+// retried insert's, or a backfilled old one.
+func (l *Logs) Repeated() int64 { return l.repeated.Load() }
 
 // ServeHTTP streams until the client leaves; paths other than /logs and
 // /logs/<channel> are not found.
@@ -59,10 +77,18 @@ func (l *Logs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-t.C:
 		}
-		id += 1 + rng.Int64N(40)
+		announced, repeat := id+1+rng.Int64N(40), true
+		switch {
+		case n%retryEvery == 0:
+			announced = id
+		case n%backfillEvery == 0:
+			announced = id - 10_000 - rng.Int64N(50_000)
+		default:
+			id, repeat = announced, false
+		}
 		now := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
 		type line struct{ channel, text string }
-		insert := fmt.Sprintf("[%s] [inserter] [insert: api] [ended: %d minutes ago] %d", now, 1+rng.IntN(9), id)
+		insert := fmt.Sprintf("[%s] [inserter] [insert: api] [ended: %d minutes ago] %d", now, 1+rng.IntN(9), announced)
 		bad := l.opts.BadEvery > 0 && n%l.opts.BadEvery == 0
 		if bad {
 			insert = fmt.Sprintf("[%s] [inserter] [insert: api] [ended: a few seconds ago]", now)
@@ -82,7 +108,11 @@ func (l *Logs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if channel == "" || channel == ln.channel {
 				b.WriteString("data: " + ln.text + "\n\n")
 				l.lines.Add(1)
-				if ln.channel == "api" && !bad {
+				switch {
+				case ln.channel != "api" || bad:
+				case repeat:
+					l.repeated.Add(1)
+				default:
 					l.inserted.Add(1)
 				}
 			}

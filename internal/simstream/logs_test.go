@@ -19,6 +19,7 @@ func TestLogsFeedsTheLogSource(t *testing.T) {
 	feed := NewLogs(Options{Rate: 500, BadEvery: 10})
 	srv := httptest.NewServer(feed)
 	defer srv.Close()
+	ids := map[string][]int64{} // the IDs announced, by path
 	read := func(path string, n int) (kinds map[odlogs.Kind]int, missing int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -42,9 +43,11 @@ func TestLogsFeedsTheLogSource(t *testing.T) {
 				continue
 			}
 			seen++
-			kind, _, err := odlogs.ParseLine([]byte(line))
+			kind, id, err := odlogs.ParseLine([]byte(line))
 			if err != nil {
 				missing++
+			} else if kind == odlogs.Insert {
+				ids[path] = append(ids[path], id.ID)
 			}
 			kinds[kind]++
 		}
@@ -54,9 +57,28 @@ func TestLogsFeedsTheLogSource(t *testing.T) {
 	if all[odlogs.Insert] == 0 || all[odlogs.Parsed] == 0 || all[odlogs.Other] == 0 {
 		t.Fatalf("/logs: %v; want inserts, parsed lines and others", all)
 	}
-	api, missing := read("/logs/api", 100)
-	if api[odlogs.Insert] != 100 || missing == 0 || missing > 20 {
+	api, missing := read("/logs/api", 200)
+	if api[odlogs.Insert] != 200 || missing == 0 || missing > 40 {
 		t.Fatalf("/logs/api: %v with %d lacking an ID; want only inserts, one in ten without an ID", api, missing)
+	}
+	// As on OpenDota, an insert is not always a new match: some announce
+	// the previous one again, some an old one far behind the newest.
+	var again, behind int
+	newest := int64(0)
+	for i, id := range ids["/logs/api"] {
+		if i > 0 && id == ids["/logs/api"][i-1] {
+			again++
+		}
+		if id < newest-10_000 {
+			behind++
+		}
+		newest = max(newest, id)
+	}
+	if again == 0 || behind == 0 {
+		t.Fatalf("/logs/api: %d inserts announced the previous match again and %d an old one; want some of each", again, behind)
+	}
+	if feed.Repeated() == 0 {
+		t.Fatal("Repeated() = 0")
 	}
 	resp, err := http.Get(srv.URL + "/matches")
 	if err != nil {

@@ -271,13 +271,13 @@ func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) 
 	// it at every frame. Only a client whose dial could not be seen (a
 	// Transport that is not an *http.Transport) reads with one that
 	// CloseTimeout cancels instead.
-	readCtx, cancelRead := context.Background(), context.CancelFunc(func() {})
-	endRead := func() { raw.close() }
+	readCtx, endRead := context.Background(), raw.close
 	if !raw.seen() {
+		var cancelRead context.CancelFunc
 		readCtx, cancelRead = context.WithCancel(context.WithoutCancel(ctx))
+		defer cancelRead()
 		endRead = cancelRead
 	}
-	defer cancelRead()
 	var pingDead atomic.Bool
 	pingerDone := make(chan struct{})
 	go func() {
