@@ -10,14 +10,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/dota-data/ingestion-service/internal/config"
 	"github.com/dota-data/ingestion-service/internal/kafkasink"
 	"github.com/dota-data/ingestion-service/internal/odlogs"
 	"github.com/dota-data/ingestion-service/internal/redact"
 	"github.com/dota-data/ingestion-service/internal/steamseq"
+	"github.com/dota-data/ingestion-service/internal/wsstream"
 )
 
 // errCheckFailed is returned when a probe of check failed: exit status 1.
@@ -98,7 +99,7 @@ func check(ctx context.Context, args []string, lookup func(string) (string, bool
 	for _, p := range probes {
 		var perr error
 		switch {
-		case p.Err != nil && cfg.Kafka.CreateTopic:
+		case errors.Is(p.Err, kerr.UnknownTopicOrPartition) && cfg.Kafka.CreateTopic:
 			fmt.Fprintf(stdout, "ok       topic %s: %v; the service creates it (KAFKA_CREATE_TOPIC=true)\n", p.Topic, p.Err)
 			continue
 		case p.Err != nil:
@@ -154,16 +155,17 @@ func probeSource(ctx context.Context, cfg config.Config) (where, found string, e
 		}
 		return cfg.Steam.BaseURL, strings.Join(heads, "; "), errors.Join(errs...)
 	default:
-		where := redact.URL(cfg.Stream.URL)
-		conn, _, err := websocket.Dial(ctx, cfg.Stream.URL, &websocket.DialOptions{HTTPHeader: cfg.Stream.Header})
+		src, err := wsstream.New(cfg.Stream, quiet, prometheus.NewRegistry())
 		if err != nil {
-			err = redact.ForURL(cfg.Stream.URL).Error(err)
+			return redact.URL(cfg.Stream.URL), "", err
+		}
+		where, err := src.Probe(ctx)
+		if err != nil {
 			if cfg.Stream.UnreachableHint != "" {
 				err = fmt.Errorf("%w; %s", err, cfg.Stream.UnreachableHint)
 			}
 			return where, "", err
 		}
-		_ = conn.Close(websocket.StatusNormalClosure, "check")
 		return where, "the WebSocket handshake succeeded", nil
 	}
 }

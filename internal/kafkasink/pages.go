@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/dota-data/ingestion-service/internal/backoff"
 	"github.com/dota-data/ingestion-service/internal/match"
 )
 
@@ -134,11 +135,11 @@ func (w *PageWriter) ensureTopics(ctx context.Context, topics []string) error {
 			if !kcfg.CreateTopic {
 				return fmt.Errorf("kafka page writer: topic %s: %w", topic, ErrTopicMissing)
 			}
-			partitions, rf, _, cerr := createTopic(ctx, w.cl, kcfg, topic)
+			partitions, rf, existed, cerr := createTopic(ctx, w.cl, kcfg, topic)
 			if cerr != nil {
 				return fmt.Errorf("kafka page writer: %w", cerr)
 			}
-			w.log.Info("Created Kafka topic", "topic", topic, "partitions", partitions, "replication_factor", rf)
+			w.log.Info("Created Kafka topic", "topic", topic, "partitions", partitions, "replication_factor", rf, "already_existed", existed)
 			continue
 		}
 		if err != nil {
@@ -164,10 +165,8 @@ func (w *PageWriter) lastCursor(ctx context.Context) ([]byte, error) {
 		if err == nil || wait > 5*time.Second || !(errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.LeaderNotAvailable) || errors.Is(err, kerr.NotLeaderForPartition)) {
 			break
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Wait(ctx, wait) {
 			return nil, ctx.Err()
-		case <-time.After(wait):
 		}
 	}
 	if err != nil {

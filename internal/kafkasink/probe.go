@@ -26,10 +26,6 @@ type TopicProbe struct {
 	CanWrite string
 }
 
-// aclWrite is the WRITE operation's bit in authorized operations (the
-// AclOperation codes of Kafka's protocol).
-const aclWrite = 4
-
 // Probe connects to the cluster cfg names, as the sink does (TLS, SASL),
 // and returns the number of brokers it reports and what it says of each
 // topic. It writes nothing and creates nothing.
@@ -66,7 +62,7 @@ func Probe(ctx context.Context, cfg Config, topics ...string) (brokers int, prob
 		}
 		if ops := t.AuthorizedOperations; ops != math.MinInt32 && ops != 0 {
 			p.CanWrite = "no"
-			if ops&(1<<aclWrite) != 0 {
+			if ops&(1<<kmsg.ACLOperationWrite) != 0 {
 				p.CanWrite = "yes"
 			}
 		}

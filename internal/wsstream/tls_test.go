@@ -1,6 +1,7 @@
 package wsstream
 
 import (
+	"context"
 	"encoding/pem"
 	"log/slog"
 	"net/http"
@@ -48,6 +49,23 @@ func TestWSSWithCustomCA(t *testing.T) {
 			st := r.src.Status()
 			return !st.Up && strings.Contains(st.Detail, "certificate")
 		})
+	})
+	t.Run("Probe dials as Run does", func(t *testing.T) {
+		// check's probe of the stream: with the CA file it succeeds, as
+		// the service would; with the system roots alone it fails.
+		for _, tt := range []struct {
+			ca string
+			ok bool
+		}{{caFile, true}, {"", false}} {
+			src, err := New(Config{URL: url, TLSCAFile: tt.ca}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			where, err := src.Probe(context.Background())
+			if (err == nil) != tt.ok || where != url {
+				t.Errorf("CA file %q: Probe = %q, %v; want success %v", tt.ca, where, err, tt.ok)
+			}
+		}
 	})
 	t.Run("a CA file that holds no certificate", func(t *testing.T) {
 		bad := filepath.Join(t.TempDir(), "bad.pem")
