@@ -5,7 +5,7 @@
 # tests and CI. See scripts/kafka/README.md.
 #
 #   scripts/kafka.sh install                      resolve the jars (cached)
-#   scripts/kafka.sh start [--brokers N] [--sasl-ssl]
+#   scripts/kafka.sh start [--brokers N] [--sasl-ssl] [--proxied SETS]
 #   scripts/kafka.sh stop | status | env
 #   scripts/kafka.sh kill N | restart N           SIGKILL / restart node N
 #   scripts/kafka.sh pause N | resume N           SIGSTOP / SIGCONT node N (a hung broker)
@@ -17,6 +17,12 @@
 # (cluster state, default <repo>/.cache/kafka-state), KAFKA_VERSION (override
 # the pom's kafka.version), KAFKA_READY_TIMEOUT (seconds, default 90),
 # KAFKA_HEAP_OPTS (default "-Xms256m -Xmx512m").
+#
+# --proxied SETS gives every node SETS more listeners, each advertising a port
+# of its own where a test's fault proxy is to listen and pass connections on:
+# KAFKA_TEST_PROXY_SETS lists them, listen>advertised per node, a set each
+# (see internal/kafkatest). A client bootstrapped at a set's advertised ports
+# reaches every broker through that set's proxies alone.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -159,9 +165,11 @@ ensure_installed() {
 
 # cluster.conf in the state dir is sourced to learn the layout:
 #   NODES=3 SASL_SSL=0 PLAINTEXT_PORTS=(..) CONTROLLER_PORTS=(..) SASL_PORTS=(..)
+#   PROXIED=2 PROXY_LISTEN_PORTS=(..) PROXY_ADV_PORTS=(..)
 load_cluster() {
 	[[ -f "$STATE_DIR/cluster.conf" ]] || die "no cluster state in $STATE_DIR (run: scripts/kafka.sh start)"
 	NODES=0 SASL_SSL=0 PLAINTEXT_PORTS=() CONTROLLER_PORTS=() SASL_PORTS=()
+	PROXIED=0 PROXY_LISTEN_PORTS=() PROXY_ADV_PORTS=()
 	# shellcheck source=/dev/null
 	source "$STATE_DIR/cluster.conf"
 }
@@ -261,10 +269,20 @@ write_server_properties() {
 	local txn_isr=$((NODES < 2 ? NODES : 2))
 	local listeners="PLAINTEXT://127.0.0.1:${PLAINTEXT_PORTS[i]},CONTROLLER://127.0.0.1:${CONTROLLER_PORTS[i]}"
 	local advertised="$listeners"
+	local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
 	if ((SASL_SSL)); then
 		listeners+=",SASL_SSL://127.0.0.1:${SASL_PORTS[i]}"
 		advertised+=",SASL_SSL://127.0.0.1:${SASL_PORTS[i]}"
 	fi
+	# Each proxied set is a listener that advertises another port, where a
+	# test's fault proxy listens and passes connections on to it: a client
+	# bootstrapped there is sent to the set's proxies for every broker.
+	local s
+	for ((s = 0; s < PROXIED; s++)); do
+		listeners+=",PROXIED$s://127.0.0.1:${PROXY_LISTEN_PORTS[s * NODES + i]}"
+		advertised+=",PROXIED$s://127.0.0.1:${PROXY_ADV_PORTS[s * NODES + i]}"
+		protocols+=",PROXIED$s:PLAINTEXT"
+	done
 	{
 		echo "# Written by scripts/kafka.sh start; node $n of $NODES."
 		echo "process.roles=broker,controller"
@@ -277,7 +295,7 @@ write_server_properties() {
 		echo "advertised.listeners=$advertised"
 		echo "controller.listener.names=CONTROLLER"
 		echo "inter.broker.listener.name=PLAINTEXT"
-		echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+		echo "listener.security.protocol.map=$protocols"
 		echo "log.dirs=$dir/data"
 		echo "auto.create.topics.enable=false"
 		echo "num.partitions=1"
@@ -377,6 +395,19 @@ write_env() {
 			echo "export KAFKA_TEST_SASL_USER=$SASL_USER"
 			echo "export KAFKA_TEST_SASL_PASSWORD=$SASL_PASSWORD"
 		fi
+		if ((PROXIED)); then
+			# Sets separated by spaces; in each, listen>advertised per node.
+			local sets=() set s i
+			for ((s = 0; s < PROXIED; s++)); do
+				set=()
+				for ((i = 0; i < NODES; i++)); do set+=("${PROXY_LISTEN_PORTS[s * NODES + i]}>${PROXY_ADV_PORTS[s * NODES + i]}"); done
+				sets+=("$(
+					IFS=,
+					echo "${set[*]}"
+				)")
+			done
+			echo "export KAFKA_TEST_PROXY_SETS='${sets[*]}'"
+		fi
 	} >"$STATE_DIR/env"
 }
 
@@ -399,9 +430,14 @@ write_client_properties() {
 # ---------------------------------------------------------------- commands
 
 cmd_start() {
-	local nodes=1 sasl=0
+	local nodes=1 sasl=0 proxied=0
 	while (($#)); do
 		case "$1" in
+		--proxied)
+			(($# >= 2)) || die "--proxied needs a number"
+			proxied="$2"
+			shift 2
+			;;
 		--brokers)
 			(($# >= 2)) || die "--brokers needs a number"
 			nodes="$2"
@@ -415,11 +451,14 @@ cmd_start() {
 			sasl=1
 			shift
 			;;
-		*) die "start: unknown argument '$1' (usage: start [--brokers 1|3] [--sasl-ssl])" ;;
+		*) die "start: unknown argument '$1' (usage: start [--brokers 1|3] [--sasl-ssl] [--proxied N])" ;;
 		esac
 	done
 	if ! { is_uint "$nodes" && ((nodes >= 1 && nodes <= 5)); }; then
 		die "--brokers must be 1..5 (1 or 3 are the tested sizes)"
+	fi
+	if ! { is_uint "$proxied" && ((proxied <= 5)); }; then
+		die "--proxied must be 0..5"
 	fi
 
 	local t0
@@ -434,11 +473,12 @@ cmd_start() {
 
 	NODES="$nodes"
 	SASL_SSL="$sasl"
+	PROXIED="$proxied"
 	local per=2
 	((SASL_SSL)) && per=3
 	local ports
-	read -r -a ports <<<"$(free_ports $((NODES * per)))"
-	((${#ports[@]} == NODES * per)) || die "could not allocate free ports"
+	read -r -a ports <<<"$(free_ports $((NODES * per + 2 * NODES * PROXIED)))"
+	((${#ports[@]} == NODES * per + 2 * NODES * PROXIED)) || die "could not allocate free ports"
 	PLAINTEXT_PORTS=() CONTROLLER_PORTS=() SASL_PORTS=()
 	local i
 	for ((i = 0; i < NODES; i++)); do
@@ -446,12 +486,20 @@ cmd_start() {
 		CONTROLLER_PORTS+=("${ports[i * per + 1]}")
 		if ((SASL_SSL)); then SASL_PORTS+=("${ports[i * per + 2]}"); fi
 	done
+	PROXY_LISTEN_PORTS=() PROXY_ADV_PORTS=()
+	for ((i = 0; i < NODES * PROXIED; i++)); do
+		PROXY_LISTEN_PORTS+=("${ports[NODES * per + 2 * i]}")
+		PROXY_ADV_PORTS+=("${ports[NODES * per + 2 * i + 1]}")
+	done
 	{
 		echo "NODES=$NODES"
 		echo "SASL_SSL=$SASL_SSL"
 		echo "PLAINTEXT_PORTS=(${PLAINTEXT_PORTS[*]})"
 		echo "CONTROLLER_PORTS=(${CONTROLLER_PORTS[*]})"
 		echo "SASL_PORTS=(${SASL_PORTS[*]+"${SASL_PORTS[*]}"})"
+		echo "PROXIED=$PROXIED"
+		echo "PROXY_LISTEN_PORTS=(${PROXY_LISTEN_PORTS[*]+"${PROXY_LISTEN_PORTS[*]}"})"
+		echo "PROXY_ADV_PORTS=(${PROXY_ADV_PORTS[*]+"${PROXY_ADV_PORTS[*]}"})"
 	} >"$STATE_DIR/cluster.conf"
 
 	if ((SASL_SSL)); then

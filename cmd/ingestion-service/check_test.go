@@ -14,7 +14,14 @@ import (
 // an empty directory, and returns its exit status and output.
 func runCheck(t *testing.T, env map[string]string, args ...string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"check"}, args...)...)
+	return runCommand(t, env, append([]string{"check"}, args...)...)
+}
+
+// runCommand runs the binary with args in an empty directory and only
+// env besides PATH and HOME, and returns its exit status and output.
+func runCommand(t *testing.T, env map[string]string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {

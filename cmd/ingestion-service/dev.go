@@ -28,7 +28,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 	badEvery := fs.Int("bad-every", 50, "one simulated frame in this many is malformed (negative: none)")
 	partitions := fs.Int("partitions", 3, "partitions of the topic")
 	apiPort := fs.Int("api-port", 0, "port of the HTTP API on API_HOST (default API_PORT, 8000)")
-	simulated := fs.String("source", config.SourceWebSocket, "the simulated source: websocket (a match stream in the original's frame shape) or opendota-logs (OpenDota's live log feed, its routes and line shapes)")
+	simulated := fs.String("source", config.SourceWebSocket, "the simulated source: websocket (a match stream in the original's frame shape), opendota-logs (OpenDota's live log feed, its routes and line shapes) or steam-sequence (Steam's match sequence: the forward scan, and a backfill of the simulated past)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -56,6 +56,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 		sim     http.Handler
 		counted func() (all, bad int64)
 		what    string
+		steam   *devSteam
 	)
 	switch *simulated {
 	case config.SourceWebSocket:
@@ -65,8 +66,13 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 		logs := simstream.NewLogs(simOpts)
 		sim, what = logs, "OpenDota log feed (simulated)"
 		counted = func() (int64, int64) { m, _ := logs.Sent(); return m, logs.Repeated() }
+	case config.SourceSteamSequence:
+		steam = newDevSteam(ctx, *rate)
+		sim, what = steam.fake, "Steam Web API (simulated)"
+		counted = func() (int64, int64) { return steam.fake.Head() - steam.first + 1, int64(len(steam.fake.Calls())) }
+		defer steam.stop()
 	default:
-		return &usageError{fmt.Sprintf("-source %q: want %s or %s", *simulated, config.SourceWebSocket, config.SourceOpenDotaLogs)}
+		return &usageError{fmt.Sprintf("-source %q: want %s, %s or %s", *simulated, config.SourceWebSocket, config.SourceOpenDotaLogs, config.SourceSteamSequence)}
 	}
 	simLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -78,12 +84,19 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	cfg.Kafka.Brokers = broker.ListenAddrs()
 	cfg.Source = *simulated
-	cfg.SourceReason = "dev mode: a simulated " + *simulated + " source on loopback (-source picks websocket or opendota-logs)"
+	cfg.SourceReason = "dev mode: a simulated " + *simulated + " source on loopback (-source picks websocket, opendota-logs or steam-sequence)"
 	simURL := "ws://" + simLn.Addr().String() + "/matches"
 	cfg.Stream.URL = simURL
-	if cfg.Source == config.SourceOpenDotaLogs {
+	var extra string
+	switch cfg.Source {
+	case config.SourceOpenDotaLogs:
 		simURL = "http://" + simLn.Addr().String() + "/logs"
 		cfg.Logs.URL = simURL
+	case config.SourceSteamSequence:
+		simURL = "http://" + simLn.Addr().String()
+		if extra, err = devSteamConfig(&cfg, simURL, steam.first, steam.fake.Head(), broker, int32(*partitions)); err != nil {
+			return err
+		}
 	}
 	if !cfg.IsSet("LOG_SUMMARY_INTERVAL") {
 		cfg.Log.SummaryInterval = 5 * time.Second
@@ -109,22 +122,29 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("the HTTP API cannot listen on %s (use -api-port to pick another port): %w", cfg.API.Addr(), err)
 	}
 	ln.Close()
+	feed := fmt.Sprintf("%g matches/s, one in %d malformed", *rate, *badEvery)
+	if cfg.Source == config.SourceSteamSequence {
+		feed = fmt.Sprintf("%g new matches/s", *rate)
+	}
 	fmt.Fprintf(stdout, `ingestion-service dev mode
   Kafka (in-process broker): %[1]s  topic %[2]s (%[3]d partitions)
-  %-26[8]s %[4]s  %[5]g matches/s, one in %[6]d malformed
-  HTTP API:                  http://%[7]s/api/v1/health  /api/v1/ready  /metrics  /docs
+  %-26[7]s %[4]s  %[5]s
+  HTTP API:                  http://%[6]s/api/v1/health  /api/v1/ready  /metrics  /docs
 Read the topic with any Kafka client while this runs, for example:
   kcat -b %[1]s -t %[2]s -C -f '%%k %%s\n'
   kafka-console-consumer.sh --bootstrap-server %[1]s --topic %[2]s --from-beginning --property print.key=true
-Press Ctrl-C to stop.
+%[8]sPress Ctrl-C to stop.
 
-`, cfg.Kafka.Brokers[0], cfg.Kafka.Topic, *partitions, simURL, *rate, *badEvery, cfg.API.Addr(), what+":")
+`, cfg.Kafka.Brokers[0], cfg.Kafka.Topic, *partitions, simURL, feed, cfg.API.Addr(), what+":", extra)
 
 	err = serve(ctx, cfg, stdout)
 	sent, bad := counted()
-	if cfg.Source == config.SourceOpenDotaLogs {
+	switch cfg.Source {
+	case config.SourceOpenDotaLogs:
 		fmt.Fprintf(stdout, "dev mode: the simulated log feed announced %d new matches, and %d that were not new (retried inserts and backfills, as OpenDota's)\n", sent, bad)
-	} else {
+	case config.SourceSteamSequence:
+		fmt.Fprintf(stdout, "dev mode: the simulated Steam sequence held %d matches, and answered %d calls\n", sent, bad)
+	default:
 		fmt.Fprintf(stdout, "dev mode: the simulated stream sent %d frames (%d malformed)\n", sent, bad)
 	}
 	if errors.Is(err, context.Canceled) {

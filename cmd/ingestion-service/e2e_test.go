@@ -63,6 +63,10 @@ type feed struct {
 	mu     sync.Mutex
 	conns  int
 	start  time.Time
+	// hold, when set, pauses the first connection after holdAfter frames
+	// until it is closed.
+	hold      chan struct{}
+	holdAfter int
 }
 
 func newFeed(t *testing.T, frames [][]byte) *feed {
@@ -82,7 +86,14 @@ func newFeed(t *testing.T, frames [][]byte) *feed {
 		f.mu.Unlock()
 		ctx := c.CloseRead(r.Context())
 		if first {
-			for _, fr := range f.frames {
+			for i, fr := range f.frames {
+				if f.hold != nil && i == f.holdAfter {
+					select {
+					case <-f.hold:
+					case <-ctx.Done():
+						return
+					}
+				}
 				if err := c.Write(ctx, websocket.MessageText, fr); err != nil {
 					return
 				}
@@ -175,9 +186,14 @@ func tail(s string, n int) string {
 	return s
 }
 
+// apiClient is the tests' client of the service's API: a request that
+// takes longer than its timeout is an answer the operator never got (code
+// 0), not a test that hangs.
+var apiClient = &http.Client{Timeout: 10 * time.Second}
+
 func (s *service) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + s.addr + path)
+	resp, err := apiClient.Get("http://" + s.addr + path)
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -257,7 +273,16 @@ func (s *service) stop(t *testing.T, timeout time.Duration) (int, time.Duration)
 	select {
 	case <-s.done:
 	case <-time.After(timeout):
-		t.Fatalf("service did not exit within %s of SIGTERM", timeout)
+		// SIGQUIT makes the Go runtime print every goroutine's stack:
+		// where the shutdown hangs.
+		before := len(s.out.String())
+		_ = s.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-s.done:
+			s.done <- nil // for the cleanup's wait
+		case <-time.After(5 * time.Second):
+		}
+		t.Fatalf("service did not exit within %s of SIGTERM; its goroutines (SIGQUIT):\n%s", timeout, s.out.String()[before:])
 	}
 	return s.cmd.ProcessState.ExitCode(), time.Since(start)
 }
@@ -351,12 +376,19 @@ func TestEndToEnd(t *testing.T) {
 
 // TestSIGTERMFlushesBufferedRecords holds records in the client with a long
 // linger, so that they are still unsent when the signal arrives.
+//
+// The first record after a quiet spell is sent at once, and franz-go goes
+// on sending a partition's records without lingering while one of its
+// batches is in flight: a feed that streams without a pause can keep that
+// chain going to its end. So the feed sends one frame, waits until it is
+// published, and only then sends the rest, which linger.
 func TestSIGTERMFlushesBufferedRecords(t *testing.T) {
 	const n = 3000
 	cluster := kafkatest.Start(t)
 	topic := cluster.Topic(t, 2)
 	frames, _ := mixedFrames(9_000_000_000, n, 0)
 	f := newFeed(t, frames)
+	f.hold, f.holdAfter = make(chan struct{}), 1
 	svc := startService(t, map[string]string{
 		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(cluster.Brokers, ","),
 		"KAFKA_PUBLISH_TOPIC":     topic,
@@ -364,6 +396,10 @@ func TestSIGTERMFlushesBufferedRecords(t *testing.T) {
 		"KAFKA_LINGER":            "1m",
 		"KAFKA_BATCH_MAX_BYTES":   "1000000",
 	})
+	svc.waitFor(t, "the first frame published", 60*time.Second, func() bool {
+		return svc.metric(t, "ingestion_matches_published_total") == 1
+	})
+	close(f.hold)
 	svc.waitFor(t, "all frames accepted", 60*time.Second, func() bool {
 		return svc.metric(t, "ingestion_matches_accepted_total") == n
 	})
@@ -645,6 +681,7 @@ func TestDevMode(t *testing.T) {
 	}{
 		{nil, "websocket", "connected to ws://127.0.0.1:"},
 		{[]string{"-source", "opendota-logs"}, "opendota-logs", "/logs/api"},
+		{[]string{"-source", "steam-sequence"}, "steam-sequence", "holds 4 of 4 backfill shards"},
 	} {
 		t.Run(tt.source, func(t *testing.T) {
 			_, kafkaPort, _ := net.SplitHostPort(freeAddr(t))
@@ -656,8 +693,11 @@ func TestDevMode(t *testing.T) {
 			if code, body := svc.get(t, "/api/v1/ready"); code != 200 || !strings.Contains(body, tt.ready) {
 				t.Fatalf("ready = %d %s in dev mode; want 200 naming %s", code, body, tt.ready)
 			}
-			if svc.metric(t, "ingestion_frames_rejected_total") < 1 {
+			if tt.source != "steam-sequence" && svc.metric(t, "ingestion_frames_rejected_total") < 1 {
 				t.Errorf("the simulated source sent nothing malformed")
+			}
+			if tt.source == "steam-sequence" {
+				devSteamChecks(t, svc)
 			}
 			out := svc.out.String()
 			for _, want := range []string{"127.0.0.1:" + kafkaPort, "kcat -b 127.0.0.1:" + kafkaPort, `"event":"Ingestion progress"`,

@@ -48,7 +48,11 @@ func TestFaultHostileHTTPClients(t *testing.T) {
 	svc.waitFor(t, "3 s of matches flowing", time.Minute, func() bool {
 		return svc.metric(t, "ingestion_matches_published_total") >= 3*rate
 	})
-	mon := startMonitor(t, svc, 250*time.Millisecond)
+	// Metrics are read on the probe port from here on: the flooded API
+	// port may not answer a scrape until the attack ends.
+	probed := *svc
+	probed.addr = probeAddr
+	mon := startMonitor(t, &probed, 250*time.Millisecond)
 
 	var children []*exec.Cmd
 	var outs []*bytes.Buffer
@@ -64,7 +68,7 @@ func TestFaultHostileHTTPClients(t *testing.T) {
 		children, outs = append(children, cmd), append(outs, out)
 	}
 	began := time.Now()
-	publishedBefore := svc.metric(t, "ingestion_matches_published_total")
+	publishedBefore := probed.metric(t, "ingestion_matches_published_total")
 
 	// Probes as Kubernetes makes them: a new connection, a 2 s timeout;
 	// on the probe port (asserted) and on the flooded API port (logged).
@@ -72,7 +76,11 @@ func TestFaultHostileHTTPClients(t *testing.T) {
 	go func() { probeCh <- probeFor(svc.addr, attack-2*time.Second) }()
 	onProbePort := probeFor(probeAddr, attack-2*time.Second)
 	onAPIPort := <-probeCh
-	publishedDuring := svc.metric(t, "ingestion_matches_published_total") - publishedBefore
+	publishedAfter := probed.metric(t, "ingestion_matches_published_total")
+	if publishedBefore < 0 || publishedAfter < 0 {
+		t.Fatalf("the probe port's /metrics did not answer (published before %.0f, after %.0f)", publishedBefore, publishedAfter)
+	}
+	publishedDuring := publishedAfter - publishedBefore
 	during := time.Since(began)
 	for i, c := range children {
 		if err := c.Wait(); err != nil {
@@ -82,7 +90,7 @@ func TestFaultHostileHTTPClients(t *testing.T) {
 	mon.halt()
 	peak := procKiB(svc.cmd.Process.Pid, "VmHWM")
 	held := mon.max("ingestion_http_connections")
-	shed := svc.metric(t, "ingestion_http_connections_shed_total")
+	shed := probed.metric(t, "ingestion_http_connections_shed_total")
 	var stats [2]hostileStats
 	for i, out := range outs {
 		if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &stats[i]); err != nil {
@@ -94,8 +102,10 @@ func TestFaultHostileHTTPClients(t *testing.T) {
 	}
 	perSecond := publishedDuring / during.Seconds()
 	t.Logf("idle clients %+v, slow clients %+v; health on the probe port: %s; on the flooded API port: %s; published %.0f/s during the attack (stream %d/s); "+
-		"peak RSS %s; connections held at most %.0f, shed %.0f",
-		stats[0], stats[1], onProbePort, onAPIPort, perSecond, rate, mib(peak), held, shed)
+		"peak RSS %s (Go heap in use at most %.1f MiB, stacks %.1f MiB, from the OS %.1f MiB; %.0f goroutines); connections held at most %.0f, shed %.0f",
+		stats[0], stats[1], onProbePort, onAPIPort, perSecond, rate, mib(peak),
+		mon.max("go_memstats_heap_inuse_bytes")/(1<<20), mon.max("go_memstats_stack_inuse_bytes")/(1<<20), mon.max("go_memstats_sys_bytes")/(1<<20),
+		mon.max("go_goroutines"), held, shed)
 
 	if stats[0].Opened < conns || stats[1].Opened < conns {
 		t.Fatalf("the clients opened %d and %d connections, want at least %d each: the attack did not happen", stats[0].Opened, stats[1].Opened, conns)

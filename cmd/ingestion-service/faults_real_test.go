@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dota-data/ingestion-service/internal/kafkatest"
+	"github.com/dota-data/ingestion-service/internal/scrape"
 )
 
 // The fault tests of the no-data-loss promise that need a real Apache Kafka
@@ -255,35 +256,11 @@ func waitDrainedFunc(t *testing.T, svc *service, what string, want func(map[stri
 // metrics returns every metric family of the service, each the sum of its
 // samples; nil if /metrics does not answer.
 func (s *service) metrics() map[string]float64 {
-	client := http.Client{Timeout: 2 * time.Second}
-	resp, err := client.Get("http://" + s.addr + "/metrics")
+	m, err := scrape.Get(&http.Client{Timeout: 2 * time.Second}, "http://"+s.addr+"/metrics")
 	if err != nil {
 		return nil
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return nil
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		sp := strings.LastIndexByte(line, ' ')
-		if sp < 0 {
-			continue
-		}
-		name := line[:sp]
-		if i := strings.IndexByte(name, '{'); i >= 0 {
-			name = name[:i]
-		}
-		if v, err := strconv.ParseFloat(line[sp+1:], 64); err == nil {
-			out[name] += v
-		}
-	}
-	return out
+	return m
 }
 
 // readiness is one answer of /api/v1/ready.

@@ -87,7 +87,7 @@ type fleetController struct {
 	relay    *relayRunner
 	sw       *publisherSwitch
 	window   *fleet.Window
-	src      source // run only while leading when src.leaderOnly
+	src      source // run only while leading when src.ownWriter
 	fencedCh chan struct{}
 
 	leading   bool
@@ -156,12 +156,6 @@ func (c *fleetController) promote(ctx context.Context) bool {
 	c.leading = true
 	c.matchBacklog(ctx)
 	c.relay.start()
-	if c.src.leaderOnly {
-		c.sw.set(c.relay.rl)
-		c.startSource(ctx)
-		c.log.Info("Leading: the source runs here now", "source", c.cfg.Source, "took", time.Since(start).String())
-		return true
-	}
 	// From now on the pipeline publishes; then hand on what the window
 	// held and the old leader had not delivered.
 	c.sw.set(c.relay.rl)
@@ -226,7 +220,7 @@ func (c *fleetController) matchBacklog(ctx context.Context) {
 // once per standby window, so that a stream down for every replica does
 // not make the lead go round.
 func (c *fleetController) watchSource(ctx context.Context) {
-	if !c.leading || c.src.leaderOnly {
+	if !c.leading || c.src.ownWriter {
 		return
 	}
 	st := c.src.status()
@@ -246,9 +240,9 @@ func (c *fleetController) watchSource(ctx context.Context) {
 	c.elector.Abdicate()
 }
 
-// startSource runs a leader-only source until stopSource. Should a source
-// with its own writer stop because a new leader's writer fenced it, the
-// controller demotes this replica as it does for a fenced sink.
+// startSource runs a source with writers of its own until stopSource.
+// Should it stop because a new leader's writer fenced it, the controller
+// demotes this replica as it does for a fenced sink.
 func (c *fleetController) startSource(ctx context.Context) {
 	srcCtx, cancel := context.WithCancel(ctx)
 	c.srcCancel, c.srcDone = cancel, make(chan error, 1)
@@ -265,8 +259,8 @@ func (c *fleetController) startSource(ctx context.Context) {
 	}()
 }
 
-// stopSource stops a leader-only source the controller started, for
-// shutdown; the replica keeps its role.
+// stopSource stops a source with writers of its own that the controller
+// started, for shutdown; the replica keeps its role.
 func (c *fleetController) stopSource() {
 	if c.srcCancel != nil && c.srcDone != nil {
 		c.srcCancel()
@@ -280,10 +274,8 @@ func (c *fleetController) demote() {
 	if !c.leading {
 		return
 	}
-	if c.src.leaderOnly {
-		c.stopSource()
-	}
 	if c.src.ownWriter {
+		c.stopSource()
 		c.leading = false
 		c.log.Info("Standing by")
 		return

@@ -85,7 +85,23 @@ func checkOneWriterAtATime(t *testing.T, recs []*kgo.Record) {
 		}
 		last[r.Partition] = w
 	}
-	t.Logf("writers in the committed topic (producer ID, epoch: records): %v", writers)
+	// Kafka 4's transactions (KIP-890) bump the epoch at the end of each
+	// transaction, so a writer shows as a run of epochs: summed per ID.
+	type run struct{ from, to, epochs, records int }
+	byID := map[int64]*run{}
+	for w, n := range writers {
+		r := byID[w.id]
+		if r == nil {
+			r = &run{from: int(w.epoch), to: int(w.epoch)}
+			byID[w.id] = r
+		}
+		r.from, r.to = min(r.from, int(w.epoch)), max(r.to, int(w.epoch))
+		r.epochs++
+		r.records += n
+	}
+	for id, r := range byID {
+		t.Logf("writer %d in the committed topic: %d records, %d epochs from %d to %d", id, r.records, r.epochs, r.from, r.to)
+	}
 }
 
 // settle waits until every replica is connected to the stream and one
@@ -177,6 +193,11 @@ func TestFaultFleetZombieLeader(t *testing.T) {
 	zombie.waitFor(t, "the zombie to stand by", time.Minute, func() bool {
 		return zombie.metric(t, "ingestion_fleet_leader") == 0
 	})
+	// The writer's end follows the demotion: its last commit is refused.
+	deadline := time.Now().Add(30 * time.Second)
+	for zombie.metric(t, "ingestion_kafka_fenced_total") < 1 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
 	fenced := zombie.metric(t, "ingestion_kafka_fenced_total")
 	aborted := zombie.metric(t, `ingestion_kafka_transactions_total{outcome="aborted"}`)
 	t.Logf("the zombie after SIGCONT: fenced %v time(s), %v transaction(s) aborted, %v records failed",

@@ -17,7 +17,7 @@ import (
 // listener is one HTTP server on its own socket.
 type listener struct {
 	name string
-	srv  *http.Server
+	srv  *httpapi.Server
 	ln   net.Listener
 	done chan error // Serve's result
 }

@@ -6,6 +6,7 @@
 //	ingestion-service              run the service (settings from the environment and .env)
 //	ingestion-service dev          run it against an in-process Kafka broker and a simulated stream
 //	ingestion-service check        check the settings, then probe Kafka and the source
+//	ingestion-service backfill status  print where the backfill stands
 //	ingestion-service healthcheck  exit 0 if the local service answers /api/v1/health
 //	ingestion-service version      print the version
 package main
@@ -90,6 +91,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return healthcheck(ctx, args, getenv, stdout)
 	case "check", "validate":
 		return check(ctx, args, lookup, os.Environ(), stdout)
+	case "backfill":
+		return backfillCmd(ctx, args, lookup, stdout)
 	case "version", "-v", "--version":
 		_, err := fmt.Fprintln(stdout, buildVersion())
 		return err
@@ -197,6 +200,9 @@ commands:
                and a simulated match stream; no Kafka or internet needed
   check        report every invalid setting and unknown variable, then probe Kafka and the
                source (-offline: the settings only); also "validate"
+  backfill status
+               print where the backfill of STEAM_BACKFILL_FROM to _TO stands, per shard and in
+               total, from the cursor topic (-json for scripts)
   healthcheck  exit 0 if the local service answers /api/v1/health (on API_PROBE_PORT if set,
                else API_PORT)
   version      print the version (also -v, --version)

@@ -54,15 +54,19 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// The Steam scanner writes its pages in transactions with its cursor:
-	// it is replayed from the last committed cursor, so it needs no spool
-	// (the configuration put the relay, which it does not use, in memory
-	// mode).
-	var pages *steamtxn.Writer
+	// The Steam scans write their pages in transactions with their
+	// cursors: they are replayed from the last committed cursor, so they
+	// need no spool (the configuration put the relay, which they do not
+	// use, in memory mode).
+	var (
+		steam *steamParts
+		pages *steamtxn.Writer // the forward scan's
+	)
 	if cfg.Source == config.SourceSteamSequence {
-		if pages, err = steamtxn.New(cfg.SteamTopics.Matches, reg); err != nil {
+		if steam, err = newSteamParts(cfg, log, reg); err != nil {
 			return errors.Join(err, sink.Close(context.Background()))
 		}
+		pages = steam.forward
 		warnSpoolUnused(cfg, log)
 	}
 	rl, err := newRelay(cfg, sink, log.With("component", "relay"), reg)
@@ -98,6 +102,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 			Group:          cfg.Fleet.Group,
 			Topic:          cfg.Fleet.Topic,
 			SessionTimeout: cfg.Fleet.SessionTimeout,
+			Units:          fleetUnits(cfg),
 		}, opts, log.With("component", "fleet"), reg)
 		if err != nil {
 			return abort(err)
@@ -106,7 +111,14 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	if pages != nil {
 		pub = pages // on every replica: only the leader scans
 	}
-	pipe, err := pipeline.New(pub, log.With("component", "pipeline"), reg, pipeline.Options{Dedup: dedup.New(cfg.Dedup)})
+	popts := pipeline.Options{Dedup: dedup.New(cfg.Dedup)}
+	if steam != nil {
+		// The Steam scan reads each seq once per committed page: a window
+		// of IDs seen would take a page read again after its transaction
+		// failed for duplicates, and drop it.
+		popts.Dedup = nil
+	}
+	pipe, err := pipeline.New(pub, log.With("component", "pipeline"), reg, popts)
 	if err != nil {
 		return abort(err)
 	}
@@ -114,7 +126,11 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		pages.SetFront(pipe)
 		pages.OnCommit(sink.CountCommitted)
 	}
-	src, err := newSource(cfg, pipe, sink, pages, log, reg)
+	bf, err := newBackfill(cfg, steam, pipe, sink.CountCommitted, elector, log.With("component", "backfill"), reg)
+	if err != nil {
+		return abort(err)
+	}
+	src, err := newSource(cfg, pipe, sink, steam, bf, log, reg)
 	if err != nil {
 		return abort(err)
 	}
@@ -122,6 +138,9 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		{Name: src.check, Status: src.status},
 		{Name: "kafka", Status: sink.Status},
 		{Name: "buffer", Status: rl.Status},
+	}
+	if bf != nil && src.check != "backfill" {
+		checks = append(checks, httpapi.Check{Name: "backfill", Status: bf.Status})
 	}
 	if elector != nil {
 		checks = append(checks, httpapi.Check{Name: "fleet", Status: elector.Status})
@@ -172,7 +191,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	// The source runs here unless, in a fleet, only the leader runs it. A
 	// source that gives up (it returns an error) stops the service.
 	srcDone := make(chan error, 1)
-	if elector == nil || !src.leaderOnly {
+	if elector == nil || !src.ownWriter {
 		go func() {
 			err := src.run(runCtx)
 			if err != nil && runCtx.Err() == nil {
@@ -184,6 +203,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	} else {
 		srcDone <- nil
 	}
+	// The backfill's shards: those the fleet gives this replica, or all.
+	stopBF := startBackfill(runCtx, bf, elector, cfg.Backfill.Shards, log, stopRun)
 	// In a fleet: the election, and the controller that follows it.
 	electorCtx, stopElector := context.WithCancel(context.Background())
 	defer stopElector()
@@ -212,12 +233,14 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 
-	// 0. In a fleet, keep the current role from here on.
+	// 0. In a fleet, keep the current role from here on. The Steam scans
+	// end their pages under way (committed or not) and stop.
 	stopCtl()
 	<-ctlDone
 	if ctl != nil {
 		ctl.stopSource()
 	}
+	stopBF()
 	// 1. Stop reading. The source hands on every frame it already read.
 	var srcErr error
 	srcStopped := false
@@ -274,8 +297,10 @@ func newRelay(cfg config.Config, sink *kafkasink.Sink, log *slog.Logger, reg pro
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Relay.Mode == relay.Memory {
-		return relay.New(cfg.Relay, sink, nil, log, m)
+	rcfg := cfg.Relay
+	rcfg.Classify = kafkasink.Classify
+	if rcfg.Mode == relay.Memory {
+		return relay.New(rcfg, sink, nil, log, m)
 	}
 	opts := cfg.Spool
 	opts.Logger = log.With("spool_dir", opts.Dir)
@@ -288,7 +313,7 @@ func newRelay(cfg config.Config, sink *kafkasink.Sink, log *slog.Logger, reg pro
 		// exit status 2, as for any invalid setting.
 		return nil, config.Errors{{Var: "SPOOL_DIR", Value: opts.Dir, Reason: "cannot open the spool there: " + err.Error()}}
 	}
-	rl, err := relay.New(cfg.Relay, sink, sp, log, m)
+	rl, err := relay.New(rcfg, sink, sp, log, m)
 	if err != nil {
 		return nil, errors.Join(err, sp.Close())
 	}

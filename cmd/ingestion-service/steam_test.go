@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -580,20 +582,7 @@ func steamPagesExactlyOnce(t *testing.T, cluster *kafkatest.Cluster, fault func(
 	first := fake.Matches()[0].SeqNum
 	// Dota's pace, ten times over: 100 new matches a second until the
 	// last run has scanned for a while (and Kafka came back).
-	stopGrowing, grown := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(grown)
-		tk := time.NewTicker(100 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-stopGrowing:
-				return
-			case <-tk.C:
-				fake.Advance(10)
-			}
-		}
-	}()
+	stopGrowing := growSteam(fake, 10, 100*time.Millisecond)
 	env := steamEnv(cluster, ids, url, first, filepath.Join(t.TempDir(), "spool"), "0")
 	env["STEAM_MATCHES_TOPIC"] = objects
 	// The rescan trails far enough behind to find the late matches: 800
@@ -638,8 +627,7 @@ func steamPagesExactlyOnce(t *testing.T, cluster *kafkatest.Cluster, fault func(
 		}
 	}
 	time.Sleep(5 * time.Second)
-	close(stopGrowing)
-	<-grown
+	stopGrowing()
 	listed := fake.Matches()
 	head := listed[len(listed)-1].SeqNum // the newest listed: Steam may hide the very last
 	svc.waitFor(t, "both cursors at the head", 3*time.Minute, func() bool {
@@ -660,6 +648,27 @@ func steamPagesExactlyOnce(t *testing.T, cluster *kafkatest.Cluster, fault func(
 	if err != nil || float64(c.Primary) != primary || float64(c.Rescan) != rescan {
 		t.Fatalf("the cursor topic's last value %s (%v), want the scanner's positions %.0f and %.0f", last, err, primary, rescan)
 	}
+}
+
+// growSteam moves fake's head by step matches every tick, as Dota does,
+// until the returned function is called; it returns after the last move.
+func growSteam(fake *steamfake.Server, step int64, tick time.Duration) (stop func()) {
+	done, grown := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(grown)
+		tk := time.NewTicker(tick)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+				fake.Advance(step)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-grown }) }
 }
 
 // histogramQuantiles estimates the median and the 99th percentile of the
@@ -707,4 +716,42 @@ func histogramQuantiles(t *testing.T, s *service, name string) (p50, p99 time.Du
 		return 0
 	}
 	return q(0.5), q(0.99), int(total)
+}
+
+// TestSteamPageAbortedIsReadAgain: the broker refuses the commit of one
+// page's transaction; the scan starts again from the last committed
+// cursor within the same process and writes that page again. Both topics
+// hold every match exactly once: a window of IDs seen, which would take
+// the page read again for duplicates and drop it, must not stand in the
+// way.
+func TestSteamPageAbortedIsReadAgain(t *testing.T) {
+	cluster := kafkatest.StartFake(t)
+	ids, objects := cluster.Topic(t, 3), cluster.Topic(t, 3)
+	const n = 1500
+	fake, url := steamfake.Start(t, steamfake.Options{Count: n})
+	var commits atomic.Int64
+	cluster.Fake.ControlKey(kmsg.EndTxn.Int16(), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.Fake.KeepControl()
+		req := kreq.(*kmsg.EndTxnRequest)
+		if !req.Commit || commits.Add(1) != 5 {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.InvalidTxnState.Code
+		return resp, nil, true
+	})
+	env := steamEnv(cluster, ids, url, fake.Matches()[0].SeqNum, filepath.Join(t.TempDir(), "spool"), "0")
+	env["STEAM_MATCHES_TOPIC"] = objects
+	svc := startService(t, env)
+	last := fake.Matches()[n-1].SeqNum
+	svc.waitFor(t, "the whole sequence committed", time.Minute, func() bool {
+		return labelled(t, svc, "ingestion_steam_committed_cursor", `cursor="primary"`) == float64(last)
+	})
+	if aborted := labelled(t, svc, "ingestion_steam_transactions_total", `outcome="aborted"`); aborted < 1 {
+		t.Fatalf("aborted transactions %v: the broker's refusal did not take", aborted)
+	}
+	if code, _ := svc.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	checkExactlyOnce(t, cluster, fake, ids, objects)
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/joho/godotenv"
 
+	"github.com/dota-data/ingestion-service/internal/backfill"
 	"github.com/dota-data/ingestion-service/internal/dedup"
 	"github.com/dota-data/ingestion-service/internal/httpapi"
 	"github.com/dota-data/ingestion-service/internal/kafkasink"
@@ -69,6 +70,8 @@ type Config struct {
 	Logs odlogs.Config
 	// Steam configures the Steam sequence scanner.
 	Steam steamseq.Config
+	// Backfill configures the backfill of a range of Steam's sequence.
+	Backfill backfill.Config
 	// Kafka configures the Kafka sink.
 	Kafka kafkasink.Config
 	// SteamTopics names the Steam scanner's other topics.
@@ -109,7 +112,7 @@ type Fleet struct {
 	// Group is the consumer group the replicas share; empty disables the
 	// fleet mode.
 	Group string
-	// Topic is the one-partition coordination topic.
+	// Topic is the coordination topic, a partition per unit of work.
 	Topic string
 	// SessionTimeout bounds how long a dead leader goes unnoticed.
 	SessionTimeout time.Duration
@@ -268,15 +271,20 @@ var Vars = []Var{
 	{Name: "STEAM_RESCAN_DELAY", Default: "1h", Help: "the rescan also reads a seq this long after the first cursor passed it, if that comes first; `0` leaves only `STEAM_RESCAN_BEHIND`"},
 	{Name: "STEAM_SKIP_AFTER", Default: "2m", Help: "a match Steam keeps failing to serve (status 2) is stepped past after this long and 3 tries, counted, and read again by the rescan"},
 	{Name: "STEAM_HEAD_INTERVAL", Default: "60s", Help: "how often the newest `match_seq_num` is fetched to report the lag; `0` disables"},
+	{Name: "STEAM_KEY_DAILY_CALLS", Default: "100000", Help: "calls a key may make in a UTC day (the cap of Steam's Web API terms); a key that reaches it rests until 00:00 UTC. Counted by this process; `0` no cap"},
+	{Name: "STEAM_BACKFILL_FROM", Help: "first `match_seq_num` of a range of the past to read (`SOURCE=steam-sequence`), or a date such as `2024-01-01` (UTC), turned into a seq by a search over the sequence's start times; with `STEAM_BACKFILL_TO`. See [Backfill](backfill.md)"},
+	{Name: "STEAM_BACKFILL_TO", Help: "end of the backfill's range, excluded: a `match_seq_num` or a date (the range ends before its first match)"},
+	{Name: "STEAM_BACKFILL_SHARDS", Default: "16", Help: "equal shards the backfill's range is split into; the replicas of a fleet share them (`FLEET_GROUP`), a replica alone scans them all. Each is written exactly once, through a transactional writer of its own"},
+	{Name: "STEAM_FORWARD_SCAN", Default: "true", Help: "run the forward scan (from `STEAM_START_SEQ_NUM` or the last cursor, for ever) beside the backfill; it has the keys first. `false` runs the backfill alone, as a fleet of its own with its own keys"},
 	{Name: "BUFFER_MAX_RECORDS", Default: "100000", Help: "matches held in memory before spilling to disk (overflow) or blocking/dropping (memory)"},
 	{Name: "SPOOL_MODE", Default: "overflow", Help: "overflow (memory, then disk), disk (write every match ahead) or memory (no disk); ignored with `SOURCE=steam-sequence`, which writes Kafka transactions and needs no spool"},
 	{Name: "SPOOL_DIR", Default: "spool", Help: "directory of the disk spool, relative to the working directory unless absolute"},
 	{Name: "SPOOL_MAX_BYTES", Default: "1GiB", Help: "cap on the spool's files; bytes, or with KiB, MiB, GiB"},
 	{Name: "SPOOL_FSYNC", Default: "1s", Help: "always (fsync every match), an interval such as 100ms, or never (leave it to the OS)"},
 	{Name: "SPOOL_WHEN_FULL", Default: "block", Help: "block (stop reading the stream) or drop_newest (count and log each dropped match)"},
-	{Name: "DEDUP_WINDOW", Default: "50000", Help: "skip an ID seen among the last N matches (a count) or within a duration such as 10m; 0 disables"},
+	{Name: "DEDUP_WINDOW", Default: "50000", Help: "skip an ID seen among the last N matches (a count) or within a duration such as 10m; 0 disables. Not used by `steam-sequence`, which reads each seq once per committed page"},
 	{Name: "FLEET_GROUP", Help: "run as one replica of a fleet: replicas with the same group elect one writer through Kafka; empty runs alone; see [Fleet mode](fleet.md)"},
-	{Name: "FLEET_TOPIC", Default: "ingestion-service-leader", Help: "one-partition coordination topic of the fleet (created if missing)"},
+	{Name: "FLEET_TOPIC", Default: "ingestion-service-leader", Help: "coordination topic of the fleet, a partition per unit of work: the lead, then each backfill shard (created, or given more partitions, as needed)"},
 	{Name: "FLEET_SESSION_TIMEOUT", Default: "10s", Help: "a leader silent this long is replaced (the longest failover); 6s to 30s on default brokers"},
 	{Name: "FLEET_COMMIT_INTERVAL", Default: "100ms", Help: "how often the leader commits its Kafka transaction"},
 	{Name: "STANDBY_WINDOW", Default: "30s", Help: "how far back a standby keeps the matches it read, to publish those the old leader had not when it takes over"},
@@ -501,6 +509,11 @@ func (r *reader) load() Config {
 		HeadInterval: r.duration("STEAM_HEAD_INTERVAL", steamseq.DefaultHeadInterval, time.Second),
 	}
 	c.Steam.Keys = r.keys("STEAM_API_KEY")
+	c.Steam.DailyCalls = r.integer("STEAM_KEY_DAILY_CALLS", steamseq.DefaultDailyCalls, 0, math.MaxInt32)
+	if c.Steam.DailyCalls == 0 {
+		c.Steam.DailyCalls = -1 // 0: no cap
+	}
+	c.Backfill = r.backfill(c.Source)
 	if c.Steam.MinInterval == 0 {
 		c.Steam.MinInterval = -1 // 0 asks for no minimum
 	}
@@ -656,7 +669,7 @@ func (r *reader) load() Config {
 		}
 		// One transactional ID per fleet and topic: every replica's writer
 		// fences the others'.
-		c.Kafka.TransactionalID = "ingestion-service." + c.Fleet.Group + "." + c.Kafka.Topic
+		c.Kafka.TransactionalID = kafkasink.TransactionalID(c.Fleet.Group, c.Kafka.Topic)
 		c.Kafka.CommitInterval = commit
 	}
 	c.ShutdownTimeout = r.duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Millisecond)
@@ -666,6 +679,48 @@ func (r *reader) load() Config {
 	c.TimerSlack = r.duration("TIMER_SLACK", 5*time.Millisecond, time.Microsecond)
 	if c.TimerSlack > time.Second {
 		r.fail("TIMER_SLACK", c.TimerSlack.String(), "want at most 1s")
+	}
+	return c
+}
+
+// backfill reads the backfill's range, its shards and whether the forward
+// scan runs beside it.
+func (r *reader) backfill(source string) backfill.Config {
+	c := backfill.Config{Shards: r.integer("STEAM_BACKFILL_SHARDS", backfill.DefaultShards, 1, backfill.MaxShards)}
+	forward := r.str("STEAM_FORWARD_SCAN", "true")
+	if v, err := strconv.ParseBool(forward); err != nil {
+		r.fail("STEAM_FORWARD_SCAN", forward, "want true or false")
+	} else {
+		c.Forward = v
+	}
+	bound := func(name string) backfill.Bound {
+		raw := r.str(name, "")
+		if raw == "" {
+			return backfill.Bound{}
+		}
+		b, err := backfill.ParseBound(raw)
+		if err != nil {
+			r.fail(name, raw, err.Error())
+		}
+		return b
+	}
+	c.From, c.To = bound("STEAM_BACKFILL_FROM"), bound("STEAM_BACKFILL_TO")
+	switch {
+	case !c.Enabled():
+		if !c.Forward {
+			r.fail("STEAM_FORWARD_SCAN", forward, "false leaves nothing to do without a backfill (STEAM_BACKFILL_FROM and STEAM_BACKFILL_TO)")
+		}
+		return c
+	case source != SourceSteamSequence:
+		r.fail("STEAM_BACKFILL_FROM", c.From.String(), "a backfill reads Steam's sequence: set SOURCE=steam-sequence (and STEAM_FORWARD_SCAN=false to run it alone)")
+	case c.From.IsZero():
+		r.fail("STEAM_BACKFILL_FROM", "", "required with STEAM_BACKFILL_TO")
+	case c.To.IsZero():
+		r.fail("STEAM_BACKFILL_TO", "", "required with STEAM_BACKFILL_FROM")
+	case c.From.Seq > 0 && c.To.Seq > 0 && c.To.Seq <= c.From.Seq:
+		r.fail("STEAM_BACKFILL_TO", c.To.String(), "want a seq above STEAM_BACKFILL_FROM ("+c.From.String()+"): the range ends before it")
+	case !c.From.Date.IsZero() && !c.To.Date.IsZero() && !c.To.Date.After(c.From.Date):
+		r.fail("STEAM_BACKFILL_TO", c.To.String(), "want a date after STEAM_BACKFILL_FROM ("+c.From.String()+")")
 	}
 	return c
 }
@@ -887,6 +942,11 @@ func (c Config) LogValue() slog.Value {
 		slog.Int64("steam_rescan_behind", c.Steam.RescanBehind),
 		slog.String("steam_rescan_delay", c.Steam.RescanDelay.String()),
 		slog.Int64("steam_start_seq_num", c.Steam.StartSeqNum),
+		slog.Int("steam_key_daily_calls", c.Steam.DailyCalls),
+		slog.String("steam_backfill_from", c.Backfill.From.String()),
+		slog.String("steam_backfill_to", c.Backfill.To.String()),
+		slog.Int("steam_backfill_shards", c.Backfill.Shards),
+		slog.Bool("steam_forward_scan", c.Backfill.Forward),
 		slog.String("kafka_brokers", strings.Join(c.Kafka.Brokers, ",")),
 		slog.String("kafka_topic", c.Kafka.Topic),
 		slog.String("kafka_compression", c.Kafka.Compression),

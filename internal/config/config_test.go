@@ -557,3 +557,53 @@ func TestEmptyIsNotUnset(t *testing.T) {
 		}
 	}
 }
+
+// TestBackfillSettings: a range of seqs or dates, its shards and the
+// forward scan load; a range that is half set, inverted, without the
+// Steam source, or a forward scan turned off with no backfill, is an
+// invalid setting naming the variable.
+func TestBackfillSettings(t *testing.T) {
+	steam := func(vars map[string]string) map[string]string {
+		out := map[string]string{"ENV_FILE": writeFile(t, ""), "SOURCE": "steam-sequence", "STEAM_API_KEY": "k"}
+		for k, v := range vars {
+			out[k] = v
+		}
+		return out
+	}
+	c, err := Load(env(steam(map[string]string{"STEAM_BACKFILL_FROM": "100", "STEAM_BACKFILL_TO": "2024-01-01", "STEAM_BACKFILL_SHARDS": "32", "STEAM_FORWARD_SCAN": "false", "STEAM_KEY_DAILY_CALLS": "5000"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := c.Backfill
+	if !b.Enabled() || b.From.Seq != 100 || b.To.Date != time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) || b.Shards != 32 || b.Forward || c.Steam.DailyCalls != 5000 {
+		t.Fatalf("backfill %+v, daily calls %d", b, c.Steam.DailyCalls)
+	}
+	c, err = Load(env(steam(nil)))
+	if err != nil || c.Backfill.Enabled() || !c.Backfill.Forward || c.Backfill.Shards != 16 || c.Steam.DailyCalls != 100_000 {
+		t.Fatalf("defaults: %+v, daily calls %d, %v", c.Backfill, c.Steam.DailyCalls, err)
+	}
+	c, err = Load(env(steam(map[string]string{"STEAM_KEY_DAILY_CALLS": "0"})))
+	if err != nil || c.Steam.DailyCalls >= 0 {
+		t.Fatalf("STEAM_KEY_DAILY_CALLS=0: %d, %v; want no cap (negative)", c.Steam.DailyCalls, err)
+	}
+	for _, tt := range []struct {
+		vars    map[string]string
+		invalid string
+	}{
+		{steam(map[string]string{"STEAM_BACKFILL_FROM": "100"}), "STEAM_BACKFILL_TO"},
+		{steam(map[string]string{"STEAM_BACKFILL_TO": "100"}), "STEAM_BACKFILL_FROM"},
+		{steam(map[string]string{"STEAM_BACKFILL_FROM": "100", "STEAM_BACKFILL_TO": "100"}), "STEAM_BACKFILL_TO"},
+		{steam(map[string]string{"STEAM_BACKFILL_FROM": "2024-02-01", "STEAM_BACKFILL_TO": "2024-01-01"}), "STEAM_BACKFILL_TO"},
+		{steam(map[string]string{"STEAM_BACKFILL_FROM": "last week", "STEAM_BACKFILL_TO": "100"}), "STEAM_BACKFILL_FROM"},
+		{steam(map[string]string{"STEAM_BACKFILL_FROM": "1", "STEAM_BACKFILL_TO": "100", "STEAM_BACKFILL_SHARDS": "0"}), "STEAM_BACKFILL_SHARDS"},
+		{steam(map[string]string{"STEAM_FORWARD_SCAN": "false"}), "STEAM_FORWARD_SCAN"},
+		{steam(map[string]string{"STEAM_FORWARD_SCAN": "maybe"}), "STEAM_FORWARD_SCAN"},
+		{map[string]string{"ENV_FILE": writeFile(t, ""), "STEAM_BACKFILL_FROM": "1", "STEAM_BACKFILL_TO": "100"}, "STEAM_BACKFILL_FROM"},
+	} {
+		_, err := Load(env(tt.vars))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != tt.invalid {
+			t.Errorf("%v: err = %v, want a *Error naming %s", tt.vars, err, tt.invalid)
+		}
+	}
+}

@@ -1,16 +1,22 @@
-// Package fleet lets replicas of the service agree, through Kafka alone, on
-// which one of them publishes.
+// Package fleet lets replicas of the service share work through Kafka
+// alone: which one of them publishes, and which backfill shards each
+// scans.
 //
 // Every replica joins one consumer group (Config.Group) on a coordination
-// topic of one partition (Config.Topic). Kafka's group protocol gives that
-// partition to exactly one live member: that member leads. When it leaves,
-// is killed or stops heartbeating for Config.SessionTimeout, the group
-// rebalances and another member is given the partition. An Elector reports
-// this replica's role as the group changes; it does not fence anything by
-// itself: a deposed leader that is paused may still believe it leads until
-// it hears from the group again, which is why the leader writes through a
-// transactional producer whose ID all replicas share (see kafkasink), so
-// that the broker refuses the old leader's writes once the new one starts.
+// topic (Config.Topic) whose partitions are units of work (Config.Units):
+// partition 0 is the lead (the one writer of the live source), partition
+// 1+i is backfill shard i. Kafka's group protocol gives each partition to
+// exactly one live member, spread evenly and moved as little as possible
+// (the cooperative-sticky balancer): a member that joins takes a fair
+// share without the others stopping, and one that leaves, is killed or
+// stops heartbeating for Config.SessionTimeout loses its units to the
+// others. An Elector reports which units this replica holds as the group
+// changes; it does not fence anything by itself: a deposed owner that is
+// paused may still believe it holds a unit until it hears from the group
+// again, which is why each unit is written through a transactional
+// producer whose ID every replica shares for that unit (see kafkasink and
+// steamtxn), so that the broker refuses the old owner's writes once the
+// new one starts.
 package fleet
 
 import (
@@ -18,6 +24,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,10 +51,14 @@ type Config struct {
 	// Group is the consumer group the replicas share. Replicas with the
 	// same Group (and Topic) elect one leader among them.
 	Group string
-	// Topic is the coordination topic; default DefaultTopic. It needs one
-	// partition, and is created with one (and the brokers' replication
-	// factor) if it does not exist. Nothing is ever written to it.
+	// Topic is the coordination topic; default DefaultTopic. It needs
+	// Units partitions, and is created with them (and the brokers'
+	// replication factor) if it does not exist, or given more if it has
+	// fewer. Nothing is ever written to it.
 	Topic string
+	// Units is how many units of work the group shares: the lead
+	// (partition 0) and the backfill shards; default 1, the lead alone.
+	Units int32
 	// SessionTimeout is how long the group waits for a silent member
 	// before giving its partition to another: the longest a failover
 	// takes; default 10s. Kafka bounds it with group.min.session.timeout.ms
@@ -59,6 +72,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.Units < 1 {
+		c.Units = 1
 	}
 	return c
 }
@@ -74,16 +90,20 @@ const (
 	Leader Role = "leader"
 )
 
-// Elector takes part in the election of one leader among the replicas.
+// Elector takes part in sharing the units of work among the replicas:
+// the lead, and the backfill shards.
 type Elector struct {
 	cfg  Config
 	opts []kgo.Opt
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	role    Role
-	changed chan struct{} // signalled on every change of role
-	resign  chan struct{} // Abdicate's request
+	mu       sync.Mutex
+	role     Role
+	owned    map[int32]bool  // the units this replica holds
+	changed  chan struct{}   // signalled on every change of role
+	watchers []chan struct{} // signalled on every change of the units held
+	release  func(units []int32)
+	resign   chan struct{} // Abdicate's request
 
 	state      *health.State
 	leader     prometheus.Gauge
@@ -106,6 +126,7 @@ func New(cfg Config, opts []kgo.Opt, log *slog.Logger, reg prometheus.Registerer
 		opts:    opts,
 		log:     log,
 		role:    Standby,
+		owned:   map[int32]bool{},
 		changed: make(chan struct{}, 1),
 		resign:  make(chan struct{}, 1),
 		state:   health.NewState("joining the group " + cfg.Group),
@@ -137,6 +158,76 @@ func (e *Elector) Role() Role {
 // read) whenever the role changes; read Role after it fires.
 func (e *Elector) Changed() <-chan struct{} { return e.changed }
 
+// Units returns the units of work this replica holds, ascending: 0 is
+// the lead, 1+i backfill shard i.
+func (e *Elector) Units() []int32 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]int32, 0, len(e.owned))
+	for u := range e.owned {
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Watch returns a channel signalled (it has room for one signal, kept
+// until read) whenever the units this replica holds change; read Units
+// after it fires. Call it before Run.
+func (e *Elector) Watch() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch := make(chan struct{}, 1)
+	e.watchers = append(e.watchers, ch)
+	return ch
+}
+
+// OnRelease makes the Elector call release with the units the group takes
+// from this replica, before it lets the group give them to another (a
+// revocation), so that their work stops before a new owner starts it; it
+// should return within a few seconds. Call it before Run.
+func (e *Elector) OnRelease(release func(units []int32)) { e.release = release }
+
+// assigned notes that the group gave this replica units.
+func (e *Elector) assigned(units []int32) {
+	e.setUnits(units, true)
+}
+
+// revoked notes that the group took units from this replica, and stops
+// their work first.
+func (e *Elector) revoked(units []int32) {
+	if e.release != nil && len(units) > 0 {
+		e.release(units)
+	}
+	e.setUnits(units, false)
+}
+
+func (e *Elector) setUnits(units []int32, held bool) {
+	e.mu.Lock()
+	changed := false
+	for _, u := range units {
+		if e.owned[u] != held {
+			changed = true
+			if held {
+				e.owned[u] = true
+			} else {
+				delete(e.owned, u)
+			}
+		}
+	}
+	watchers := e.watchers
+	e.mu.Unlock()
+	if !changed {
+		return
+	}
+	for _, w := range watchers {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // Status reports membership for readiness: up once the replica is in the
 // group, with its role as the detail.
 func (e *Elector) Status() health.Status { return e.state.Status() }
@@ -157,11 +248,27 @@ func (e *Elector) setRole(r Role, why string) {
 		e.leader.Set(0)
 		e.log.Warn("This replica no longer leads the fleet", "group", e.cfg.Group, "why", why)
 	}
-	e.state.Set(true, string(r))
+	e.state.Set(true, e.detail())
 	select {
 	case e.changed <- struct{}{}:
 	default:
 	}
+}
+
+// detail describes this replica's part for readiness: its role, and the
+// shards it holds when the group shares any.
+func (e *Elector) detail() string {
+	d := string(e.Role())
+	if e.cfg.Units <= 1 {
+		return d
+	}
+	var shards []string
+	for _, u := range e.Units() {
+		if u > 0 {
+			shards = append(shards, strconv.Itoa(int(u-1)))
+		}
+	}
+	return fmt.Sprintf("%s; backfill shards held: %d of %d [%s]", d, len(shards), e.cfg.Units-1, strings.Join(shards, " "))
 }
 
 // Run joins the group and follows it until ctx ends, then leaves it (so
@@ -172,35 +279,36 @@ func (e *Elector) Run(ctx context.Context) error {
 	if err := e.ensureTopic(ctx); err != nil {
 		return nil // ctx ended
 	}
-	owns := func(assigned map[string][]int32) bool {
-		for _, p := range assigned[e.cfg.Topic] {
-			if p == 0 {
-				return true
-			}
-		}
-		return false
-	}
+	owns := func(units []int32) bool { return slices.Contains(units, 0) }
 	opts := append(append([]kgo.Opt(nil), e.opts...),
 		kgo.ConsumerGroup(e.cfg.Group),
 		kgo.ConsumeTopics(e.cfg.Topic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.SessionTimeout(e.cfg.SessionTimeout),
 		kgo.HeartbeatInterval(e.cfg.SessionTimeout/5),
 		kgo.DisableAutoCommit(),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
-			e.state.Set(true, string(e.Role()))
-			if owns(assigned) {
+			units := assigned[e.cfg.Topic]
+			e.assigned(units)
+			e.state.Set(true, e.detail())
+			if owns(units) {
 				e.setRole(Leader, "the group assigned the coordination partition to this replica")
 			}
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
-			if owns(revoked) {
+			units := revoked[e.cfg.Topic]
+			if owns(units) {
 				e.setRole(Standby, "the group moved the coordination partition")
 			}
+			e.revoked(units)
+			e.state.Set(true, e.detail())
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-			if owns(lost) {
+			units := lost[e.cfg.Topic]
+			if owns(units) {
 				e.setRole(Standby, "this replica lost its group membership")
 			}
+			e.revoked(units)
 			e.state.Set(false, "lost the group membership; rejoining")
 		}),
 	)
@@ -260,6 +368,7 @@ func (e *Elector) member(ctx context.Context, opts []kgo.Opt) (resigned bool, er
 		why = "handing the lead to another replica"
 	}
 	e.setRole(Standby, why)
+	e.revoked(e.Units())
 	leaveCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := cl.LeaveGroupContext(leaveCtx); err != nil {
@@ -338,12 +447,23 @@ func (e *Elector) tryTopic(ctx context.Context, adm *kadm.Client) error {
 		return err
 	}
 	if d, ok := details[e.cfg.Topic]; ok && d.Err == nil {
-		if n := len(d.Partitions); n != 1 {
-			e.log.Error("The fleet's coordination topic should have one partition", "topic", e.cfg.Topic, "partitions", n)
+		switch n := int32(len(d.Partitions)); {
+		case n < e.cfg.Units:
+			resp, err := adm.UpdatePartitions(rctx, int(e.cfg.Units), e.cfg.Topic)
+			if err == nil {
+				err = resp.Error()
+			}
+			if err != nil {
+				return fmt.Errorf("add partitions to %s for %d units of work: %w", e.cfg.Topic, e.cfg.Units, err)
+			}
+			e.log.Info("Gave the fleet's coordination topic a partition per unit of work", "topic", e.cfg.Topic, "partitions", e.cfg.Units, "had", n)
+		case n > e.cfg.Units:
+			e.log.Warn("The fleet's coordination topic has more partitions than units of work; the group assigns the extra ones too, which hold no work",
+				"topic", e.cfg.Topic, "partitions", n, "units", e.cfg.Units)
 		}
 		return nil
 	}
-	resp, err := adm.CreateTopic(rctx, 1, -1, nil, e.cfg.Topic)
+	resp, err := adm.CreateTopic(rctx, e.cfg.Units, -1, nil, e.cfg.Topic)
 	if err == nil {
 		err = resp.Err
 	}

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -22,21 +23,32 @@ type member struct {
 
 func startMember(t *testing.T, cluster *kafkatest.Cluster, cfg Config, name string) *member {
 	t.Helper()
+	m := newMember(t, cluster, cfg, name)
+	m.start(t)
+	return m
+}
+
+// newMember returns a member that has not joined yet: start joins.
+func newMember(t *testing.T, cluster *kafkatest.Cluster, cfg Config, name string) *member {
+	t.Helper()
 	opts := append([]kgo.Opt{kgo.SeedBrokers(cluster.Brokers...), kgo.ClientID(name)}, cluster.Opts...)
 	e, err := New(cfg, opts, slog.New(slog.DiscardHandler).With("member", name), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &member{e: e, done: make(chan struct{})}
+}
+
+func (m *member) start(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &member{e: e, stop: cancel, done: make(chan struct{})}
+	m.stop = cancel
 	go func() {
 		defer close(m.done)
-		if err := e.Run(ctx); err != nil {
+		if err := m.e.Run(ctx); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-m.done })
-	return m
 }
 
 // oneLeader waits until exactly one of ms leads and returns it.
@@ -173,5 +185,76 @@ func TestConfig(t *testing.T) {
 	}
 	if _, err := New(Config{Group: "g", SessionTimeout: time.Millisecond}, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry()); err == nil {
 		t.Fatal("New with a 1 ms session timeout succeeded")
+	}
+}
+
+// TestUnitsAreShared: with a unit of work per partition, the group gives
+// each unit to exactly one member, a fair share each; when a member
+// leaves, the others take its units over, and its release hook is told
+// of every unit it gave up.
+func TestUnitsAreShared(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	id := strconv.FormatInt(time.Now().UnixNano(), 36)
+	cfg := Config{Group: "fleet-" + id, Topic: "units-" + id, SessionTimeout: 6 * time.Second, Units: 10}
+	var ms []*member
+	released := make(chan []int32, 100)
+	for i := range 3 {
+		m := newMember(t, cluster, cfg, "replica-"+strconv.Itoa(i))
+		if i == 2 {
+			m.e.OnRelease(func(units []int32) { released <- units })
+		}
+		m.start(t)
+		ms = append(ms, m)
+	}
+	held := func(ms []*member) (map[int32]int, []int) {
+		owners := map[int32]int{}
+		var counts []int
+		for _, m := range ms {
+			units := m.e.Units()
+			counts = append(counts, len(units))
+			for _, u := range units {
+				owners[u]++
+			}
+		}
+		return owners, counts
+	}
+	settled := func(ms []*member) []int {
+		deadline := time.Now().Add(45 * time.Second)
+		for {
+			owners, counts := held(ms)
+			ok := len(owners) == int(cfg.Units)
+			for _, n := range owners {
+				ok = ok && n == 1
+			}
+			fair := slices.Max(counts)-slices.Min(counts) <= 1
+			if ok && fair {
+				return counts
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("units not shared once each and fairly: owners %v, counts %v", owners, counts)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Logf("three members hold %v units", settled(ms))
+	gone := ms[2].e.Units()
+	for len(released) > 0 {
+		<-released // the units it gave up as the others joined
+	}
+	ms[2].stop()
+	<-ms[2].done
+	t.Logf("two members hold %v units", settled(ms[:2]))
+	var got []int32
+	for len(got) < len(gone) {
+		select {
+		case units := <-released:
+			got = append(got, units...)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("release told of %v, want %v", got, gone)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, gone) {
+		t.Fatalf("release told of %v, want the units the member held, %v", got, gone)
 	}
 }

@@ -70,16 +70,50 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// NewServer returns an *http.Server for h within limits. It registers on
+// Server is an *http.Server that keeps within its Limits. Serve through
+// its Serve method, which bounds the connections accepted as well as
+// those held.
+type Server struct {
+	*http.Server
+	table *connTable
+}
+
+// Serve accepts connections on ln and serves them, as http.Server.Serve
+// does, but accepts no new connection while twice Limits.MaxConns are
+// open, those being shed included: a connection closed to stay within
+// MaxConns keeps its goroutine and buffers until it has wound down, and
+// clients that reconnect as fast as they are shed would otherwise pile
+// those up faster than they go.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.Server.Serve(&slotListener{Listener: ln, slots: s.table.slots})
+}
+
+// slotListener takes a slot for each connection it accepts; connTable
+// gives it back when the connection's goroutine ends.
+type slotListener struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func (l *slotListener) Accept() (net.Conn, error) {
+	l.slots <- struct{}{}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+	}
+	return c, err
+}
+
+// NewServer returns a Server for h within limits. It registers on
 // reg ingestion_http_connections (the connections held) and
 // ingestion_http_connections_shed_total (those closed to stay within
 // MaxConns), labelled with the Listener's name, and fails if it cannot.
 // The server's own errors go to errorLog at warn level, or are dropped if
 // it is nil.
-func NewServer(h http.Handler, limits Limits, errorLog *slog.Logger, reg prometheus.Registerer) (*http.Server, error) {
+func NewServer(h http.Handler, limits Limits, errorLog *slog.Logger, reg prometheus.Registerer) (*Server, error) {
 	limits = limits.withDefaults()
 	label := prometheus.Labels{"listener": limits.Listener}
-	t := &connTable{max: limits.MaxConns, conns: map[net.Conn]*connEntry{},
+	t := &connTable{max: limits.MaxConns, conns: map[net.Conn]*connEntry{}, slots: make(chan struct{}, 2*limits.MaxConns),
 		shed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name:        "ingestion_http_connections_shed_total",
 			Help:        "HTTP connections closed to keep within the listener's cap (API_MAX_CONNECTIONS for the API): the idle longest first, then the slowest to send headers.",
@@ -108,14 +142,15 @@ func NewServer(h http.Handler, limits Limits, errorLog *slog.Logger, reg prometh
 	if errorLog != nil {
 		srv.ErrorLog = slog.NewLogLogger(errorLog.Handler(), slog.LevelWarn)
 	}
-	return srv, nil
+	return &Server{Server: srv, table: t}, nil
 }
 
 // connTable keeps the server's connections within max.
 type connTable struct {
-	max  int
-	shed prometheus.Counter
-	held prometheus.Gauge
+	max   int
+	slots chan struct{} // a token for each connection accepted and not yet closed (Server.Serve)
+	shed  prometheus.Counter
+	held  prometheus.Gauge
 
 	mu    sync.Mutex
 	conns map[net.Conn]*connEntry
@@ -134,6 +169,10 @@ func (t *connTable) track(c net.Conn, state http.ConnState) {
 	switch state {
 	case http.StateClosed, http.StateHijacked:
 		delete(t.conns, c)
+		select {
+		case <-t.slots:
+		default: // served without Server.Serve: no slot was taken
+		}
 	case http.StateNew:
 		t.conns[c] = &connEntry{state: state, since: time.Now()}
 		if len(t.conns) > t.max {

@@ -226,3 +226,55 @@ func TestProbeListener(t *testing.T) {
 		t.Fatalf("ingestion_http_connections listeners = %v, want api and probe", listeners)
 	}
 }
+
+// TestServeBoundsAcceptedConnections: Serve's listener accepts no new
+// connection while twice MaxConns are open, those being shed included, and
+// accepts again when one has wound down (its state Closed).
+func TestServeBoundsAcceptedConnections(t *testing.T) {
+	srv, err := NewServer(http.NotFoundHandler(), Limits{MaxConns: 1}, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	ln := &slotListener{Listener: inner, slots: srv.table.slots}
+	for range 3 {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	var accepted []net.Conn
+	for range 2 {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		srv.table.track(c, http.StateNew)
+		accepted = append(accepted, c)
+	}
+	third := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			third <- c
+		}
+	}()
+	select {
+	case <-third:
+		t.Fatal("a third connection accepted with two open and MaxConns 1")
+	case <-time.After(200 * time.Millisecond):
+	}
+	srv.table.track(accepted[0], http.StateClosed)
+	select {
+	case c := <-third:
+		c.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection accepted after one closed")
+	}
+}

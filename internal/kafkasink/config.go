@@ -186,3 +186,12 @@ func (c Config) clientOpts() ([]kgo.Opt, error) {
 	opts = append(opts, sec...)
 	return append(opts, c.ExtraOpts...), nil
 }
+
+// TransactionalID returns the transactional ID of the single writer of
+// the work that scope names (a fleet and a topic; a Steam scan of a
+// topic; one shard of it): "ingestion-service." and scope joined by dots.
+// Every transactional ID the service uses is made here, so that two
+// kinds of work never share one.
+func TransactionalID(scope ...string) string {
+	return "ingestion-service." + strings.Join(scope, ".")
+}

@@ -12,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/dota-data/ingestion-service/internal/backoff"
 	"github.com/dota-data/ingestion-service/internal/match"
 )
 
@@ -149,75 +148,15 @@ func (w *PageWriter) ensureTopics(ctx context.Context, topics []string) error {
 	return nil
 }
 
-// lastCursor reads the cursor topic as a consumer of committed data, to
-// its last stable offset, and returns the last value for the key.
+// lastCursor returns the last committed cursor value for the key (see
+// ReadCursors), nil if there is none.
 func (w *PageWriter) lastCursor(ctx context.Context) ([]byte, error) {
-	adm := kadm.NewClient(w.cl)
-	var ends kadm.ListedOffsets
-	var err error
-	// A topic created a moment ago (by another writer) may not be known
-	// to every broker yet.
-	for wait := 50 * time.Millisecond; ; wait *= 2 {
-		ends, err = adm.ListCommittedOffsets(ctx, w.cfg.CursorTopic)
-		if err == nil {
-			err = ends.Error()
-		}
-		if err == nil || wait > 5*time.Second || !(errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.LeaderNotAvailable) || errors.Is(err, kerr.NotLeaderForPartition)) {
-			break
-		}
-		if !backoff.Wait(ctx, wait) {
-			return nil, ctx.Err()
-		}
-	}
+	key := w.cfg.CursorKey
+	cursors, err := ReadCursors(ctx, w.cfg.Kafka, w.cfg.CursorTopic, func(k string) bool { return k == key })
 	if err != nil {
-		return nil, fmt.Errorf("kafka page writer: end of the cursor topic %s: %w", w.cfg.CursorTopic, err)
+		return nil, fmt.Errorf("kafka page writer: %w", err)
 	}
-	left := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			left[o.Partition] = o.Offset
-		}
-	})
-	if len(left) == 0 {
-		return nil, nil
-	}
-	kcfg := w.cfg.Kafka.withDefaults()
-	sec, err := kcfg.Security.Opts()
-	if err != nil {
-		return nil, err
-	}
-	rd, err := kgo.NewClient(append(append([]kgo.Opt{
-		kgo.SeedBrokers(kcfg.Brokers...),
-		kgo.ConsumeTopics(w.cfg.CursorTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(), // a marker may end the partition
-	}, sec...), kcfg.ExtraOpts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka page writer: cursor reader: %w", err)
-	}
-	defer rd.Close()
-	var last []byte
-	for len(left) > 0 {
-		fetches := rd.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("kafka page writer: read the cursor topic %s: %w", w.cfg.CursorTopic, err)
-		}
-		var ferr error
-		fetches.EachError(func(_ string, _ int32, err error) { ferr = errors.Join(ferr, err) })
-		if ferr != nil {
-			return nil, fmt.Errorf("kafka page writer: read the cursor topic %s: %w", w.cfg.CursorTopic, ferr)
-		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() && string(r.Key) == w.cfg.CursorKey {
-				last = r.Value
-			}
-			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
-				delete(left, r.Partition)
-			}
-		})
-	}
-	return last, nil
+	return cursors[key], nil
 }
 
 // Add hands r to the page's transaction, opening one if none is open. It
@@ -274,24 +213,15 @@ func (w *PageWriter) Commit(ctx context.Context, cursor []byte) error {
 		// a commit of no transaction for a success).
 		return fmt.Errorf("%w: the writer was closed", ErrPageNotCommitted)
 	}
-	cause := errors.Join(ferr, w.failed)
-	try := kgo.TryCommit
-	if cause != nil {
-		try = kgo.TryAbort
-	}
-	err := w.cl.EndTransaction(ctx, try)
+	err := endTransaction(ctx, w.cl, errors.Join(ferr, w.failed))
 	w.open = false
-	if err == nil && cause == nil {
+	switch {
+	case err == nil:
 		return nil
+	case isFenced(err):
+		return fmt.Errorf("%w: %w: %w", ErrPageNotCommitted, ErrFenced, err)
 	}
-	if err != nil && try == kgo.TryCommit {
-		err = errors.Join(err, w.cl.EndTransaction(ctx, kgo.TryAbort))
-	}
-	cause = errors.Join(cause, err)
-	if isFenced(cause) {
-		return fmt.Errorf("%w: %w: %w", ErrPageNotCommitted, ErrFenced, cause)
-	}
-	return fmt.Errorf("%w: %w", ErrPageNotCommitted, cause)
+	return fmt.Errorf("%w: %w", ErrPageNotCommitted, err)
 }
 
 // Close aborts a transaction left open and closes the producer. It may be

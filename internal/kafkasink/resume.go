@@ -3,14 +3,12 @@ package kafkasink
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -62,8 +60,9 @@ type Plausible struct {
 // HeaderRescanSeqNum above its own record's HeaderSeqNum is not believed
 // (the rescan trails the scan). It reads as a consumer of committed data
 // does: records of aborted transactions do not count, and it waits for no
-// open one. It needs the topic to exist, and returns ctx's error if the
-// partitions cannot be read before ctx ends.
+// open one. It needs the topic to exist (a missing one gives an error
+// wrapping ErrTopicMissing), and returns ctx's error if the partitions
+// cannot be read before ctx ends.
 func (s *Sink) ScanState(ctx context.Context, p Plausible) (ScanState, error) {
 	var st ScanState
 	var seen []seqPair
@@ -71,7 +70,7 @@ func (s *Sink) ScanState(ctx context.Context, p Plausible) (ScanState, error) {
 		st.Implausible++
 		st.HighestImplausible = max(st.HighestImplausible, n)
 	}
-	err := s.readBack(ctx, func(_ int32, start, end int64) int64 {
+	err := readCommitted(ctx, s.cfg, s.cfg.Topic, func(_ int32, start, end int64) int64 {
 		return max(start, end-resumeTail)
 	}, func(r *kgo.Record) {
 		st.Records = true
@@ -160,7 +159,7 @@ func (s *Sink) SeqsAbove(ctx context.Context, floor, ceiling int64) ([]int64, er
 	}
 	depth := 2*(ceiling-floor) + resumeTail
 	var seqs []int64
-	err := s.readBack(ctx, func(_ int32, start, end int64) int64 {
+	err := readCommitted(ctx, s.cfg, s.cfg.Topic, func(_ int32, start, end int64) int64 {
 		return max(start, end-depth)
 	}, func(r *kgo.Record) {
 		if seq, _ := seqHeaders(r); seq > floor && seq <= ceiling {
@@ -187,7 +186,7 @@ func (s *Sink) RecentIDs(ctx context.Context, since time.Time, maxPerPartition i
 		return nil, fmt.Errorf("list offsets of %s after %s: %w", s.cfg.Topic, since.Format(time.RFC3339), err)
 	}
 	ids := map[int64]bool{}
-	err = s.readBack(ctx, func(p int32, start, end int64) int64 {
+	err = readCommitted(ctx, s.cfg, s.cfg.Topic, func(p int32, start, end int64) int64 {
 		from := end
 		if o, ok := after.Lookup(s.cfg.Topic, p); ok && o.Offset >= 0 {
 			from = o.Offset
@@ -199,99 +198,4 @@ func (s *Sink) RecentIDs(ctx context.Context, since time.Time, maxPerPartition i
 		}
 	})
 	return ids, err
-}
-
-// readBack reads every partition of the topic as a consumer of committed
-// data, from the offset from chooses (given the partition's start and
-// last stable offset) to the last stable offset, and hands each record to
-// each.
-func (s *Sink) readBack(ctx context.Context, from func(p int32, start, end int64) int64, each func(*kgo.Record)) error {
-	adm := kadm.NewClient(s.client)
-	var starts kadm.ListedOffsets
-	var err error
-	// A topic just created may not be known to every broker yet.
-	for try := 0; ; try++ {
-		starts, err = adm.ListStartOffsets(ctx, s.cfg.Topic)
-		if err == nil {
-			err = starts.Error()
-		}
-		if err == nil || !errors.Is(err, kerr.UnknownTopicOrPartition) || try == 20 || ctx.Err() != nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("list start offsets of %s: %w", s.cfg.Topic, err)
-	}
-	ends, err := adm.ListCommittedOffsets(ctx, s.cfg.Topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return fmt.Errorf("list end offsets of %s: %w", s.cfg.Topic, err)
-	}
-	offsets := map[int32]kgo.Offset{}
-	want := map[int32]int64{} // partition -> its last offset to read
-	ends.Each(func(e kadm.ListedOffset) {
-		start, ok := starts.Lookup(e.Topic, e.Partition)
-		if !ok || e.Offset <= start.Offset {
-			return
-		}
-		at := from(e.Partition, start.Offset, e.Offset)
-		if at >= e.Offset {
-			return
-		}
-		offsets[e.Partition] = kgo.NewOffset().At(at)
-		want[e.Partition] = e.Offset - 1
-	})
-	if len(offsets) == 0 {
-		return nil
-	}
-
-	opts, err := s.cfg.Security.Opts()
-	if err != nil {
-		return err
-	}
-	opts = append(opts,
-		kgo.SeedBrokers(s.cfg.Brokers...),
-		kgo.ClientID(s.cfg.ClientID),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.cfg.Topic: offsets}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Control records (transaction markers) may end a partition: keep
-		// them so that reaching its last offset is seen.
-		kgo.KeepControlRecords(),
-	)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return fmt.Errorf("read back %s: %w", s.cfg.Topic, err)
-	}
-	defer cl.Close()
-
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("read back %s: %d partitions unread: %w", s.cfg.Topic, len(want), err)
-		}
-		var fetchErr error
-		fs.EachError(func(_ string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				fetchErr = fmt.Errorf("read back partition %d of %s: %w", p, s.cfg.Topic, err)
-			}
-		})
-		if fetchErr != nil {
-			return fetchErr
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if last, ok := want[r.Partition]; ok && r.Offset >= last {
-				delete(want, r.Partition)
-			}
-			if !r.Attrs.IsControl() {
-				each(r)
-			}
-		})
-	}
-	return nil
 }

@@ -55,6 +55,7 @@ type Sink struct {
 	wasUp         atomic.Bool   // readiness has been up once: a later down is an outage
 	failLog       *rate.Limiter // "Failed to publish" lines
 	failQuiet     atomic.Int64  // failures not logged since the last line
+	failSummaryNS atomic.Int64  // unix nanoseconds of the last "Failed to publish more matches"
 
 	// lastProduceNS is when the latest record was handed to the client,
 	// and sendNow, while not nil, cancels the flush that sends records at
@@ -347,14 +348,24 @@ func withdrawn(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed)
 }
 
-// The "Failed to publish" lines: at most failLogRate a second after a
-// burst of failLogBurst, each with the count of those left out since the
-// one before. A broker refusing every record would otherwise log each
-// one, and each retry of it.
+// The "Failed to publish" lines: three at once, then at most one every
+// ten seconds, each with the count of those left out since the one before
+// (and a summary of the rest at a probe, at most every ten seconds). A broker refusing every
+// record would otherwise log each one, and each retry of it; the relay
+// that holds them for a retry reports them by cause.
 const (
-	failLogRate  = 1
-	failLogBurst = 5
+	failLogRate      = 0.1
+	failLogBurst     = 3
+	failSummaryEvery = 10 * time.Second
 )
+
+// Classify names the cause of a delivery error, as the
+// ingestion_publish_errors_total metric labels it, and reports whether
+// retrying cannot mend it (a record too large, access refused, an
+// invalid record): the relay groups and paces its retries by it.
+func Classify(err error) (cause string, permanentErr bool) {
+	return errorClass(err), permanent(err)
+}
 
 // permanent reports whether err will recur however often the record is
 // retried: the record or the request is refused for what it is, or the
@@ -403,12 +414,11 @@ func (s *Sink) Failed() int64 { return s.failed.Load() }
 // Buffered returns how many records await an acknowledgement.
 func (s *Sink) Buffered() int64 {
 	if s.transactional() {
-		s.txn.gate.RLock()
-		defer s.txn.gate.RUnlock()
-		if s.txn.cl == nil {
+		cl := s.txn.live.Load()
+		if cl == nil {
 			return 0
 		}
-		return s.txn.cl.BufferedProduceRecords()
+		return cl.BufferedProduceRecords()
 	}
 	return s.client.BufferedProduceRecords()
 }
@@ -464,7 +474,10 @@ func (s *Sink) loadProducerID(ctx context.Context) {
 }
 
 func (s *Sink) probe(ctx context.Context) {
-	if n := s.failQuiet.Swap(0); n > 0 {
+	if last := s.failSummaryNS.Load(); time.Since(time.Unix(0, last)) < failSummaryEvery {
+		// Summarised a moment ago: the count waits for the next.
+	} else if n := s.failQuiet.Swap(0); n > 0 {
+		s.failSummaryNS.Store(time.Now().UnixNano())
 		reason := ""
 		if p := s.lastErr.Load(); p != nil {
 			reason = *p
@@ -500,6 +513,10 @@ func (s *Sink) probe(ctx context.Context) {
 			reason = *p
 		}
 		s.setDown("records are failing: " + reason)
+		return
+	}
+	if ns := s.txn.endingNS.Load(); ns != 0 && now.Sub(time.Unix(0, ns)) > s.cfg.StallAfter {
+		s.setDown(fmt.Sprintf("a transaction has waited %s for Kafka to commit it", now.Sub(time.Unix(0, ns)).Round(time.Second)))
 		return
 	}
 	if buffered := s.Buffered(); buffered > 0 && s.lastAckNS.Load() != 0 && now.Sub(lastAck) > s.cfg.StallAfter {

@@ -310,7 +310,7 @@ func TestPermanentFailuresAreNotFlooded(t *testing.T) {
 	}
 	// What the lines left out is counted in a summary at the next probe.
 	var summarized float64
-	waitFor(t, "the summary of the rest", 10*time.Second, func() bool {
+	waitFor(t, "the summary of the rest", 25*time.Second, func() bool {
 		summarized = 0
 		for _, l := range logs.Lines(t, "Failed to publish more matches") {
 			summarized += l["count"].(float64)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -29,6 +30,16 @@ type txn struct {
 	gate sync.RWMutex
 	cl   *kgo.Client // the transactional client; nil while inactive
 
+	// live is cl, for what only reads it (Active, Buffered): they must
+	// answer while a commit holds gate, which over a slow or cut link is
+	// as long as Kafka takes. A scrape of /metrics or the readiness probe
+	// that waited for the gate hung with it.
+	live atomic.Pointer[kgo.Client]
+	// endingNS is when the transaction being ended began to end, in Unix
+	// nanoseconds; 0 while none is. The probe reads it: a commit that
+	// waits on Kafka longer than StallAfter makes the sink not ready.
+	endingNS atomic.Int64
+
 	mu      sync.Mutex
 	pending []*record // acknowledged in the open transaction, not yet committed
 
@@ -44,9 +55,7 @@ func (s *Sink) Active() bool {
 	if !s.transactional() {
 		return true
 	}
-	s.txn.gate.RLock()
-	defer s.txn.gate.RUnlock()
-	return s.txn.cl != nil
+	return s.txn.live.Load() != nil
 }
 
 // Activate makes a transactional sink write: it starts a transactional
@@ -94,6 +103,7 @@ func (s *Sink) Activate(ctx context.Context, onFenced func()) error {
 		return fmt.Errorf("kafka sink: begin a transaction: %w", err)
 	}
 	s.txn.cl = cl
+	s.txn.live.Store(cl)
 	s.txn.onFenced = onFenced
 	// What a writer of an earlier lead failed does not make this one
 	// look unhealthy.
@@ -130,6 +140,7 @@ func (s *Sink) Deactivate(ctx context.Context) {
 func (s *Sink) closeTxnLocked(cause error) {
 	cl := s.txn.cl
 	s.txn.cl = nil
+	s.txn.live.Store(nil)
 	s.failPending(cause)
 	if cl != nil {
 		cl.Close() // fails the records it still buffers, through the promise
@@ -172,18 +183,16 @@ func (s *Sink) runCommits(ctx context.Context) {
 // again), and, if the producer was fenced, closes it. gate must be held for
 // writing and the sink active.
 func (s *Sink) endLocked(ctx context.Context, again bool) {
+	s.txn.endingNS.Store(time.Now().UnixNano())
+	defer s.txn.endingNS.Store(0)
 	cl := s.txn.cl
 	flushErr := cl.Flush(ctx)
 	s.txn.mu.Lock()
 	batch := s.txn.pending
 	s.txn.pending = nil
 	s.txn.mu.Unlock()
-	try := kgo.TryCommit
-	if flushErr != nil {
-		try = kgo.TryAbort
-	}
-	err := cl.EndTransaction(ctx, try)
-	if err == nil && flushErr == nil {
+	cause := endTransaction(ctx, cl, flushErr)
+	if cause == nil {
 		s.metrics.transactions.WithLabelValues("committed").Inc()
 		for _, r := range batch {
 			s.delivered(r)
@@ -195,18 +204,11 @@ func (s *Sink) endLocked(ctx context.Context, again bool) {
 		}
 		return
 	}
-	cause := errors.Join(flushErr, err)
 	s.metrics.transactions.WithLabelValues("aborted").Inc()
-	if err != nil && try == kgo.TryCommit {
-		// The documented way out of a failed commit is an abort.
-		err = cl.EndTransaction(ctx, kgo.TryAbort)
-	}
 	var stop error // why the writer cannot go on, if it cannot
 	switch {
-	case isFenced(cause) || isFenced(err):
+	case isFenced(cause), errors.Is(cause, errAbortFailed):
 		stop = cause
-	case err != nil:
-		stop = fmt.Errorf("abort after a failed commit: %w", err)
 	case again:
 		if berr := cl.BeginTransaction(); berr != nil {
 			stop = fmt.Errorf("%w; then begin a transaction: %w", cause, berr)
@@ -256,6 +258,33 @@ func (s *Sink) fenced(cause error, aborted int) {
 	if onFenced != nil {
 		go onFenced()
 	}
+}
+
+// errAbortFailed is wrapped by the error of endTransaction when the
+// transaction could not be aborted either: its client cannot begin
+// another.
+var errAbortFailed = errors.New("the transaction could not be aborted")
+
+// endTransaction ends cl's open transaction, whose records the caller has
+// flushed: it commits it when cause (what went wrong with its records) is
+// nil, else aborts it, and aborts it too when the commit fails. It returns
+// nil when the transaction committed. Otherwise the error wraps cause and
+// the failures of ending the transaction: isFenced on it reports whether
+// another producer took over the transactional ID, and it wraps
+// errAbortFailed when the abort failed too.
+func endTransaction(ctx context.Context, cl *kgo.Client, cause error) error {
+	if cause == nil {
+		err := cl.EndTransaction(ctx, kgo.TryCommit)
+		if err == nil {
+			return nil
+		}
+		cause = err
+	}
+	// The documented way out of a failed commit is an abort.
+	if err := cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		return errors.Join(cause, fmt.Errorf("%w: %w", errAbortFailed, err))
+	}
+	return cause
 }
 
 // isFenced reports whether err says another producer took over the

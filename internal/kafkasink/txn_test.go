@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/dota-data/ingestion-service/internal/kafkatest"
 	"github.com/dota-data/ingestion-service/internal/logtest"
@@ -342,5 +344,77 @@ func TestFencedSinkIsReadyAndLogsOnce(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "Failed to publish"); n != 0 {
 		t.Fatalf("%d per-record failure lines for a fencing:\n%s", n, logs.String())
+	}
+}
+
+// TestACommitHeldByKafkaHoldsNoReader: the broker holds a commit (EndTxn)
+// as a slow or cut link does. Produce waits for the next transaction, but
+// Active, Buffered and a scrape of the metrics answer at once, and the
+// sink turns not ready once the commit has waited StallAfter; released,
+// the commit delivers every record and the sink is ready again.
+func TestACommitHeldByKafkaHoldsNoReader(t *testing.T) {
+	cluster := kafkatest.StartFake(t) // its broker holds the commit
+	topic := cluster.Topic(t, 3)
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	cluster.Fake.ControlKey(kmsg.EndTxn.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.Fake.KeepControl()
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			close(held)
+			cluster.Fake.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: "txn-" + topic,
+		CommitInterval: 50 * time.Millisecond, ProbeInterval: 20 * time.Millisecond, StallAfter: 500 * time.Millisecond}
+	s, reg, _ := newSink(t, cfg)
+	runSink(t, s)
+	if err := s.Activate(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	o := newOutcomes()
+	produceRange(t, s, o, 1, 101)
+	select {
+	case <-held:
+	case <-ctx.Done():
+		t.Fatal("no commit reached the broker")
+	}
+
+	answers := make(chan string, 1)
+	go func() {
+		active, buffered := s.Active(), s.Buffered()
+		_, err := reg.Gather()
+		answers <- fmt.Sprintf("active %v, buffered %d, gather error %v", active, buffered, err)
+	}()
+	select {
+	case a := <-answers:
+		t.Logf("while the commit is held: %s", a)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Active, Buffered or a scrape of the metrics waited for the held commit")
+	}
+	waitFor(t, "the sink not ready while its commit is held", 10*time.Second, func() bool {
+		st := s.Status()
+		return !st.Up && strings.Contains(st.Detail, "for Kafka to commit it")
+	})
+
+	close(release)
+	o.waitFor(t, 100)
+	if ok, failed, err := o.count(); ok != 100 || failed != 0 {
+		t.Fatalf("after the commit went through: %d delivered, %d failed (%v)", ok, failed, err)
+	}
+	waitFor(t, "the sink ready again", 10*time.Second, func() bool { return s.Status().Up })
+	if got := len(keys(t, cluster, topic, true)); got != 100 {
+		t.Fatalf("a committed read sees %d matches, want 100", got)
 	}
 }

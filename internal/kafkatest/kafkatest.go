@@ -181,7 +181,22 @@ func (c *Cluster) settle(t testing.TB, topic string, wait time.Duration) {
 	}
 }
 
+// EachCommitted is ReadCommitted handing each record to fn as it comes
+// instead of keeping them all: for topics too large to hold at once.
+func (c *Cluster) EachCommitted(t testing.TB, topic string, timeout time.Duration, fn func(*kgo.Record)) {
+	t.Helper()
+	c.settle(t, topic, settleWait)
+	c.eachToEnd(t, topic, timeout, true, fn)
+}
+
 func (c *Cluster) readToEnd(t testing.TB, topic string, timeout time.Duration, committed bool) []*kgo.Record {
+	t.Helper()
+	var out []*kgo.Record
+	c.eachToEnd(t, topic, timeout, committed, func(r *kgo.Record) { out = append(out, r) })
+	return out
+}
+
+func (c *Cluster) eachToEnd(t testing.TB, topic string, timeout time.Duration, committed bool, fn func(*kgo.Record)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -218,7 +233,6 @@ func (c *Cluster) readToEnd(t testing.TB, topic string, timeout time.Duration, c
 		t.Fatalf("consumer: %v", err)
 	}
 	defer cl.Close()
-	var out []*kgo.Record
 	for len(left) > 0 {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -229,14 +243,13 @@ func (c *Cluster) readToEnd(t testing.TB, topic string, timeout time.Duration, c
 		})
 		fetches.EachRecord(func(r *kgo.Record) {
 			if !r.Attrs.IsControl() {
-				out = append(out, r)
+				fn(r)
 			}
 			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
 				delete(left, r.Partition)
 			}
 		})
 	}
-	return out
 }
 
 func sanitize(s string) string {

@@ -156,7 +156,8 @@ func channelURL(cfg Config) string {
 // Run connects and reads until ctx ends, reconnecting after every failure
 // (no response, a status other than 200, a body that is not an event
 // stream, an idle or broken connection) with exponential backoff and
-// jitter, never sooner than a retry: field asked for. A reconnect sends
+// jitter, never sooner than a retry: field asked for; after a connection
+// that announced matches, at once. A reconnect sends
 // Last-Event-ID if the server gave events an ID. When ctx ends Run stops
 // reading, hands on the lines it already read, and returns nil. The
 // Handler is called on Run's goroutine, in stream order, with a context
@@ -170,6 +171,7 @@ func (s *Source) Run(ctx context.Context, h Handler) error {
 	go s.watchSilence(watchCtx)
 	attempt := 0
 	for {
+		before := s.lastMatch.Load()
 		connected, reason, err := s.session(ctx, hctx, h)
 		s.metrics.connected.Set(0)
 		if ctx.Err() != nil {
@@ -179,11 +181,20 @@ func (s *Source) Run(ctx context.Context, h Handler) error {
 		if connected >= s.cfg.HealthyAfter {
 			attempt = 0
 		}
-		delay := s.backoff(attempt)
+		var delay time.Duration
+		if s.lastMatch.Load() != before {
+			// The connection announced matches: the server is fine, and
+			// the feed moves on while we wait. Reconnect at once (or when
+			// the server's retry: field says); back off from BackoffMin if
+			// that fails.
+			attempt = 0
+		} else {
+			delay = s.backoff(attempt)
+			attempt++
+		}
 		if r := min(s.stream.retry, s.cfg.BackoffMax); r > delay {
 			delay = r
 		}
-		attempt++
 		s.metrics.reconnects.WithLabelValues(reason).Inc()
 		err = s.hide.Error(err)
 		s.state.Set(false, fmt.Sprintf("%s: %v", reason, err))

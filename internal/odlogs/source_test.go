@@ -1077,3 +1077,32 @@ func TestProbe(t *testing.T) {
 		t.Fatalf("a page that is not an event stream: %v", err)
 	}
 }
+
+// TestReconnectsAtOnceAfterMatches: a link that resets each connection
+// after a line, as a middlebox losing its state does. The source resumes
+// at once after each connection that announced a match (the feed moves
+// on while it waits), where one that announced nothing still backs off.
+func TestReconnectsAtOnceAfterMatches(t *testing.T) {
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		write := sse(w)
+		if n < 5 {
+			data(write, insert(fmt.Sprint(8000000001+n)))
+		}
+	})
+	rec := newRecorder()
+	began := time.Now()
+	start(t, Config{URL: s.url, BackoffMin: 2 * time.Second, BackoffMax: 4 * time.Second}, rec)
+	rec.wait(t, 5)
+	if took := time.Since(began); took > time.Second {
+		t.Errorf("5 connections of one match each took %v, want no backoff between them (BackoffMin 2s)", took)
+	}
+	s.waitRequest(t, 5)
+	sixth := time.Now()
+	time.Sleep(700 * time.Millisecond)
+	s.mu.Lock()
+	n := len(s.requests)
+	s.mu.Unlock()
+	if n != 6 {
+		t.Errorf("%d requests %v after the sixth, which announced nothing; want no seventh before the backoff", n, time.Since(sixth))
+	}
+}

@@ -111,6 +111,9 @@ func (r *Relay) Status() health.Status {
 	if !st.Oldest.IsZero() {
 		detail += fmt.Sprintf(", oldest unacknowledged %s", time.Since(st.Oldest).Round(time.Millisecond))
 	}
+	if held := r.held.Load(); held != nil {
+		detail += "; refused by Kafka, " + *held
+	}
 	status.Detail = status.Detail + ": " + detail
 	return status
 }

@@ -75,8 +75,8 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // nextDue returns when the relay must next settle without being woken:
-// the earliest retry, or the end of the CommitInterval that holds back a
-// spool commit.
+// the earliest retry, the end of the CommitInterval that holds back a
+// spool commit, or the next report of the causes of failed deliveries.
 func (r *Relay) nextDue() (time.Time, bool) {
 	var at time.Time
 	for _, rt := range r.retries {
@@ -86,6 +86,13 @@ func (r *Relay) nextDue() (time.Time, bool) {
 	}
 	if r.havePending && r.spool != nil {
 		if c := r.lastCommit.Add(r.cfg.CommitInterval); at.IsZero() || c.Before(at) {
+			at = c
+		}
+	}
+	if len(r.causes) > 0 {
+		// A cause that held matches is reported, and forgotten, even if
+		// nothing else wakes the relay.
+		if c := r.reportedAt.Add(reportCheck); at.IsZero() || c.Before(at) {
 			at = c
 		}
 	}
@@ -215,12 +222,12 @@ func (r *Relay) send(ctx context.Context, it item) {
 		// like a failed delivery, or the frontier would wait on it for
 		// ever once the replica leads again.
 		s.state.Store(slotFailed)
-		r.retries = append(r.retries, retry{token: tok, at: time.Now().Add(r.cfg.RetryBackoff)})
+		r.hold(tok, err, time.Now())
 	}
 }
 
 // settle moves the frontier past acknowledged tokens, commits the spool,
-// and retries failed deliveries that have waited long enough. final forces
+// and retries failed deliveries whose cause's wait is over. final forces
 // a commit.
 func (r *Relay) settle(ctx context.Context, now time.Time, final bool) {
 	if r.nFailed.Load() > 0 {
@@ -230,14 +237,12 @@ func (r *Relay) settle(ctx context.Context, now time.Time, final bool) {
 		r.nFailed.Store(0)
 		r.failMu.Unlock()
 		r.failedSpare = failed
-		for _, tok := range failed {
-			r.retries = append(r.retries, retry{token: tok, at: now.Add(r.cfg.RetryBackoff)})
+		for _, f := range failed {
+			r.hold(f.token, f.err, now)
 		}
 	}
 	if ctx.Err() == nil && len(r.retries) > 0 {
 		kept := r.retries[:0]
-		var retried int
-		var first int64
 		for _, rt := range r.retries {
 			s := &r.slots[rt.token%uint64(len(r.slots))]
 			if now.Before(rt.at) {
@@ -251,21 +256,13 @@ func (r *Relay) settle(ctx context.Context, now time.Time, final bool) {
 				continue
 			}
 			r.metrics.retries.Inc()
-			if retried++; retried == 1 {
-				first = s.m.ID
-			}
 			s.state.Store(slotPending)
 			if err := r.prod.Produce(ctx, s.m, rt.token, r.done); err != nil {
 				s.state.Store(slotFailed)
-				kept = append(kept, retry{token: rt.token, at: now.Add(r.cfg.RetryBackoff)})
+				kept = append(kept, retry{token: rt.token, at: s.cause.wait(now, r.cfg)})
 			}
 		}
 		r.retries = kept
-		if retried > 0 {
-			// One line a pass, not one a match: a broker refusing every
-			// record would otherwise log each of them at every retry.
-			r.log.Warn("Retrying failed deliveries", "matches", retried, "first_match_id", first)
-		}
 	}
 
 	advanced := false
@@ -273,6 +270,10 @@ func (r *Relay) settle(ctx context.Context, now time.Time, final bool) {
 		s := &r.slots[r.frontier%uint64(len(r.slots))]
 		if s.state.Load() != slotAcked {
 			break
+		}
+		if s.cause != nil {
+			s.cause.delivered(now)
+			s.cause = nil
 		}
 		if s.spooled {
 			r.pendingCommit, r.havePending = s.pos, true
@@ -285,6 +286,7 @@ func (r *Relay) settle(ctx context.Context, now time.Time, final bool) {
 	if advanced {
 		r.signal(r.space)
 	}
+	r.report(now)
 	if !final && now.Sub(r.lastCommit) < r.cfg.CommitInterval {
 		return // nextDue wakes the relay for a held-back commit
 	}
@@ -298,11 +300,6 @@ func (r *Relay) settle(ctx context.Context, now time.Time, final bool) {
 		}
 	}
 	r.updateOldest()
-}
-
-type retry struct {
-	token uint64
-	at    time.Time
 }
 
 // updateOldest publishes the arrival time of the oldest unacknowledged

@@ -79,9 +79,25 @@ type Config struct {
 	// acknowledged; default 10000. Keep it at most the producer's own buffer
 	// so that Produce does not block.
 	MaxInFlight int
-	// RetryBackoff is the wait before a failed delivery is tried again;
-	// default 1s.
+	// RetryBackoff is the wait before a failed delivery is tried again
+	// the first time; default 1s. The failures are grouped by cause
+	// (Classify): each further failure of a cause in a row doubles the
+	// wait of every match it holds, with jitter, up to RetryBackoffMax;
+	// a cause no retry can mend (a record too large, access refused)
+	// waits ten times as long. A delivery of a cause starts it over.
 	RetryBackoff time.Duration
+	// RetryBackoffMax caps the wait; default 5s (50s for a cause no retry
+	// can mend). The Kafka client retries what a retry may mend by itself
+	// unless KAFKA_DELIVERY_TIMEOUT is set, so most failures the relay
+	// sees are refusals, or a fleet's writer giving its records back.
+	RetryBackoffMax time.Duration
+	// Classify names the cause of a failed delivery, and reports whether
+	// a retry cannot mend it; nil takes every failure as one cause that a
+	// retry may mend.
+	Classify func(error) (cause string, permanent bool)
+	// ReportEvery is how often, at most, a cause whose matches are held
+	// is logged; default 10s.
+	ReportEvery time.Duration
 	// CommitInterval is how often acknowledged spool records are committed;
 	// default 50ms.
 	CommitInterval time.Duration
@@ -102,6 +118,16 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryBackoff == 0 {
 		c.RetryBackoff = time.Second
+	}
+	if c.RetryBackoffMax == 0 {
+		c.RetryBackoffMax = 5 * time.Second
+	}
+	c.RetryBackoffMax = max(c.RetryBackoffMax, c.RetryBackoff)
+	if c.Classify == nil {
+		c.Classify = func(error) (string, bool) { return "delivery failed", false }
+	}
+	if c.ReportEvery == 0 {
+		c.ReportEvery = 10 * time.Second
 	}
 	if c.CommitInterval == 0 {
 		c.CommitInterval = 50 * time.Millisecond
@@ -146,10 +172,13 @@ type Relay struct {
 	frontier      uint64 // lowest token not yet acknowledged
 	waiting       atomic.Bool
 	failMu        sync.Mutex
-	failed        []uint64
+	failed        []failure
 	nFailed       atomic.Int64
-	failedSpare   []uint64
+	failedSpare   []failure
 	retries       []retry
+	causes        map[string]*cause      // the causes of failed deliveries, while they hold matches or last failed
+	held          atomic.Pointer[string] // what is held, for Status
+	reportedAt    time.Time
 	readBuf       []byte
 	pendingCommit spool.Pos
 	havePending   bool
@@ -183,6 +212,7 @@ type slot struct {
 	pos     spool.Pos
 	spooled bool
 	state   atomic.Uint32
+	cause   *cause // of its last failure, until it is acknowledged; the relay loop's
 }
 
 // New returns a Relay in front of prod. sp is the spool, required unless
@@ -219,6 +249,7 @@ func New(cfg Config, prod Producer, sp Spool, log *slog.Logger, m *Metrics) (*Re
 		slots:   make([]slot, cfg.MaxInFlight),
 		readBuf: make([]byte, 0, 64),
 		state:   health.NewState("accepting"),
+		causes:  map[string]*cause{},
 	}
 	r.state.Set(true, "accepting")
 	r.done = r.delivered
@@ -392,7 +423,7 @@ func (r *Relay) delivered(token uint64, err error) {
 	} else {
 		s.state.Store(slotFailed)
 		r.failMu.Lock()
-		r.failed = append(r.failed, token)
+		r.failed = append(r.failed, failure{token: token, err: err})
 		r.nFailed.Store(int64(len(r.failed)))
 		r.failMu.Unlock()
 	}

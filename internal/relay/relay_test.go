@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,28 @@ type producer struct {
 	failOnce  map[int64]bool
 	closed    bool
 	delivered chan struct{}
+
+	refuseUntil time.Time // every record fails with refusal until then
+	refusal     error
+	attempts    map[int64]int
+}
+
+// refuse makes every record fail with err for d.
+func (p *producer) refuse(err error, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refusal, p.refuseUntil = err, time.Now().Add(d)
+}
+
+// maxAttempts returns the most times one match was produced.
+func (p *producer) maxAttempts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, a := range p.attempts {
+		n = max(n, a)
+	}
+	return n
 }
 
 type pending struct {
@@ -47,6 +70,15 @@ func (p *producer) Produce(_ context.Context, m match.Match, token uint64, done 
 	if p.closed {
 		p.mu.Unlock()
 		return errors.New("producer closed")
+	}
+	if p.attempts == nil {
+		p.attempts = map[int64]int{}
+	}
+	p.attempts[m.ID]++
+	if time.Now().Before(p.refuseUntil) {
+		p.mu.Unlock()
+		done(token, p.refusal)
+		return nil
 	}
 	if p.hold {
 		p.pending = append(p.pending, pending{m, token, done})
@@ -125,6 +157,11 @@ func openSpool(t *testing.T, dir string, maxBytes int64) *spool.Spool {
 	if err != nil {
 		t.Fatalf("open spool: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := sp.Close(); err != nil && !errors.Is(err, spool.ErrClosed) {
+			t.Errorf("close spool: %v", err)
+		}
+	})
 	return sp
 }
 
@@ -533,19 +570,29 @@ func TestDecode(t *testing.T) {
 	}
 }
 
-// TestRetriesAreLoggedInBulk: 200 failed deliveries retried are a few
-// warnings with counts, not one a match.
-func TestRetriesAreLoggedInBulk(t *testing.T) {
+// TestRefusalsAreHeldAndSummarised: a broker refuses every record for
+// a while for a reason no retry can mend. The relay holds them all for
+// one retry of their cause at a time, later each time it fails again
+// (not one a match, not at a fixed pace); logs the cause at most once a
+// ReportEvery, readiness says what is held, and once the broker takes
+// records again every match is delivered and the relay says so once.
+func TestRefusalsAreHeldAndSummarised(t *testing.T) {
 	p := newProducer()
-	for id := int64(1); id <= 200; id++ {
-		p.failOnce[id] = true
-	}
+	tooLarge := errors.New("MESSAGE_TOO_LARGE: the broker refuses the record")
+	p.refuse(tooLarge, 1500*time.Millisecond)
 	m, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &logtest.Buffer{}
-	r, err := New(Config{Mode: Memory, RetryBackoff: 5 * time.Millisecond}, p, nil, slog.New(slog.NewJSONHandler(logs, nil)), m)
+	cfg := Config{Mode: Memory, RetryBackoff: 5 * time.Millisecond, RetryBackoffMax: 50 * time.Millisecond, ReportEvery: 400 * time.Millisecond,
+		Classify: func(err error) (string, bool) {
+			if errors.Is(err, tooLarge) {
+				return "MESSAGE_TOO_LARGE", true
+			}
+			return "other", false
+		}}
+	r, err := New(cfg, p, nil, slog.New(slog.NewJSONHandler(logs, nil)), m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -554,22 +601,29 @@ func TestRetriesAreLoggedInBulk(t *testing.T) {
 	go func() { done <- r.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	put(t, r, 1, 200)
+	waitFor(t, "readiness naming what is held", func() bool {
+		return strings.Contains(r.Status().Detail, "200 held: MESSAGE_TOO_LARGE")
+	})
 	p.waitFor(t, 200)
-	// The line follows the pass that retried: it may come just after.
-	var lines []map[string]any
-	var total float64
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		lines, total = logs.Lines(t, "Retrying failed deliveries"), 0
-		for _, l := range lines {
-			total += l["matches"].(float64)
-		}
-		if total >= 200 {
-			break
-		}
+	attempts := p.maxAttempts()
+	// A retry every 50 ms (10 times RetryBackoff) doubling to 500 ms over
+	// 1.5 s is about 6 passes; a fixed 5 ms would be 300.
+	if attempts > 12 {
+		t.Errorf("a match was tried %d times in 1.5 s: the retries do not back off", attempts)
 	}
-	if total != 200 || len(lines) > 20 {
-		t.Fatalf("%d lines counting %v retries, want a few lines counting all 200", len(lines), total)
+	waitFor(t, "the recovery logged", func() bool { return len(logs.Lines(t, "Kafka takes the matches it refused again")) == 1 })
+	held := logs.Lines(t, "Kafka refuses matches; holding them for a retry")
+	most := 0.0
+	for _, l := range held {
+		most = max(most, l["held"].(float64))
 	}
+	if len(held) == 0 || len(held) > 5 || held[0]["cause"] != "MESSAGE_TOO_LARGE" || most != 200 {
+		t.Fatalf("%d summary lines (%v); want one a 400 ms at most over 1.5 s, each with the cause and the matches held", len(held), held)
+	}
+	if n := strings.Count(logs.String(), "\n"); n > 10 {
+		t.Errorf("%d log lines in all, want a few", n)
+	}
+	t.Logf("each match tried at most %d times; %d summary lines", attempts, len(held))
 }
 
 // failHeld fails what the producer holds, as a fenced writer's client
@@ -673,5 +727,17 @@ func TestIdleRelayCommitsWhatItHeldBack(t *testing.T) {
 			t.Fatalf("5 s after the last delivery: %+v, want nothing uncommitted or unacknowledged", st)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitFor polls cond, failing t if it does not hold within 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

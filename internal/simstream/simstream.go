@@ -29,10 +29,15 @@ type Options struct {
 }
 
 // Server is an http.Handler that streams matches to every WebSocket client.
+// The match IDs and seqs go on from one connection to the next, as a live
+// stream's do: a client that reconnects gets new matches, never the ones
+// it was sent before.
 type Server struct {
-	opts Options
-	sent atomic.Int64
-	bad  atomic.Int64
+	opts   Options
+	sent   atomic.Int64
+	bad    atomic.Int64
+	lastID atomic.Int64
+	seq    atomic.Int64
 }
 
 // New returns a Server.
@@ -49,7 +54,10 @@ func New(opts Options) *Server {
 	if opts.Seed == 0 {
 		opts.Seed = 1
 	}
-	return &Server{opts: opts}
+	s := &Server{opts: opts}
+	s.lastID.Store(opts.FirstID + rand.New(rand.NewPCG(opts.Seed, 0)).Int64N(1000))
+	s.seq.Store(s.lastID.Load() - 1_300_000_000)
+	return s
 }
 
 // Sent returns how many frames were sent, and how many of them were malformed.
@@ -70,8 +78,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) stream(ctx context.Context, c *websocket.Conn) error {
 	rng := rand.New(rand.NewPCG(s.opts.Seed, uint64(time.Now().UnixNano())))
-	id := s.opts.FirstID + rng.Int64N(1000)
-	seq := id - 1_300_000_000
 	interval := time.Duration(float64(time.Second) / s.opts.Rate)
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -81,8 +87,8 @@ func (s *Server) stream(ctx context.Context, c *websocket.Conn) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		id += 1 + rng.Int64N(40)
-		seq += 1 + rng.Int64N(3)
+		id := s.lastID.Add(1 + rng.Int64N(40))
+		seq := s.seq.Add(1 + rng.Int64N(3))
 		frame := fmt.Appendf(nil, `{"match_id":%d,"match_seq_num":%d,"radiant_win":%t,"start_time":%d,"duration":%d,"game_mode":22,"lobby_type":%d}`,
 			id, seq, rng.IntN(2) == 0, time.Now().Add(-40*time.Minute).Unix(), 1200+rng.IntN(2400), rng.IntN(2)*7)
 		if s.opts.BadEvery > 0 && n%s.opts.BadEvery == 0 {

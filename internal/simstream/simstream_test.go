@@ -48,3 +48,34 @@ func TestStreamsValidAndMalformedFrames(t *testing.T) {
 		t.Fatalf("IDs are not realistic: %d", last)
 	}
 }
+
+// TestIDsGoOnAcrossConnections: a client that reconnects gets new matches,
+// as from a live stream, not the first ones again.
+func TestIDsGoOnAcrossConnections(t *testing.T) {
+	hs := httptest.NewServer(New(Options{Rate: 2000, BadEvery: -1}))
+	defer hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var last int64
+	for conn := range 3 {
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			_, frame, err := c.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := match.Parse(frame)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.ID <= last {
+				t.Fatalf("connection %d: ID %d after %d", conn+1, m.ID, last)
+			}
+			last = m.ID
+		}
+		c.CloseNow()
+	}
+}

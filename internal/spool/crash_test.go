@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // crashChildEnv names the directory in which the child process of TestKill
@@ -19,7 +21,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		os.Exit(crashChild(dir))
 	}
-	os.Exit(m.Run())
+	// Fails the tests if a goroutine they started (a spool's flusher) is
+	// still running when they end.
+	goleak.VerifyTestMain(m)
 }
 
 // crashChild appends records until it is killed, printing each sequence

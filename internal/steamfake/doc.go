@@ -23,6 +23,9 @@
 //     several keys (STEAM_API_KEY is a comma-separated list there).
 //     Options.Keys, Options.RateInterval and Options.RateBurst model this; a
 //     refused call is HTTP 429 with an HTML page and no Retry-After header.
+//   - Random refusals: some 429s come whatever the pace, even on a key's
+//     first call (Nekonyx/next-auth-steam#28). Options.RandomRefusals and
+//     Options.RandomRetryAfter model this.
 //   - Hidden matches: Valve hides some matches for good, so a page asked for
 //     100 often holds 99, and odota/core svc/scanner.ts must not take a short
 //     page for the end of the sequence. Options.HiddenEvery models this.

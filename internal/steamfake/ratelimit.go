@@ -37,6 +37,19 @@ func (s *Server) takeLocked(k int, now time.Time) bool {
 	return true
 }
 
+// randomRefusalSalt separates the random refusals' choice from the others.
+const randomRefusalSalt = 0x34323921 // "429!"
+
+// randomRefusalLocked reports whether the call about to be answered (the
+// next in s.calls) is one of Options.RandomRefusals.
+func (s *Server) randomRefusalLocked() bool {
+	if s.opts.RandomRefusals <= 0 {
+		return false
+	}
+	n := uint64(len(s.calls))
+	return float64(splitmix64(n^randomRefusalSalt)>>11)/(1<<53) < s.opts.RandomRefusals
+}
+
 // SetRateInterval changes Options.RateInterval from now on; d <= 0 lifts
 // the limit. Tokens earned at the old interval are kept; buckets that were
 // not limited (the old interval was 0) start full.

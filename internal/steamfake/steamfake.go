@@ -76,6 +76,16 @@ type Options struct {
 	RateInterval time.Duration
 	// RateBurst is the capacity of each key's bucket; default 1.
 	RateBurst int
+	// RandomRefusals is the share, in 0..1, of calls refused with HTTP 429
+	// whatever the pace: a deterministic pseudo-random choice by the
+	// call's number (from 0), checked after the key and before the rate
+	// limit, taking no token. Steam users report such 429s at random,
+	// some on the very first call of a key (Nekonyx/next-auth-steam#28).
+	// Default 0, none.
+	RandomRefusals float64
+	// RandomRetryAfter, when not empty, is the Retry-After header of the
+	// random refusals; default none.
+	RandomRetryAfter string
 
 	// HiddenEvery hides matches for good, as Valve does: match i with
 	// i%HiddenEvery == HiddenEvery-1 is never listed by either endpoint. A
@@ -133,6 +143,8 @@ type Call struct {
 	Status int
 	// Matches is how many matches the answer held.
 	Matches int
+	// RetryAfter is the Retry-After header sent, or empty.
+	RetryAfter string
 }
 
 // Server is the fake Steam Web API. It is safe for concurrent use. Create
@@ -425,7 +437,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	status, header, body := s.answerLocked(r.Method, &call, q.Get("key"), q.Has("key"))
-	call.Status = status
+	call.Status, call.RetryAfter = status, header["Retry-After"]
 	s.calls = append(s.calls, call)
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -478,6 +490,12 @@ func (s *Server) answerLocked(method string, c *Call, key string, hasKey bool) (
 		return http.StatusUnauthorized, html, []byte("<html><body><h1>Unauthorized</h1></body></html>")
 	case c.Key < 0:
 		return http.StatusForbidden, html, []byte(forbidden)
+	case s.randomRefusalLocked():
+		h := map[string]string{"Content-Type": "text/html"}
+		if s.opts.RandomRetryAfter != "" {
+			h["Retry-After"] = s.opts.RandomRetryAfter
+		}
+		return http.StatusTooManyRequests, h, []byte(tooManyRequests)
 	case !s.takeLocked(c.Key, s.now()):
 		return http.StatusTooManyRequests, html, []byte(tooManyRequests)
 	}

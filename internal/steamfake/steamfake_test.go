@@ -409,6 +409,47 @@ func TestRateLimitBeforeFaults(t *testing.T) {
 	}
 }
 
+// TestRandomRefusals: a share of calls is refused with HTTP 429 and the
+// Retry-After asked for, whatever the pace, taking no token; the choice
+// is the same on every run.
+func TestRandomRefusals(t *testing.T) {
+	refusedOf := func() []bool {
+		s, base, clk := startClocked(t, Options{Count: 10, RateInterval: time.Second, RandomRefusals: 0.25, RandomRetryAfter: "1"})
+		url := callURL(base, Sequence, DefaultKey)
+		var out []bool
+		for range 400 {
+			code, h, _ := get(t, url)
+			switch {
+			case code == http.StatusTooManyRequests && h.Get("Retry-After") == "1":
+				out = append(out, true)
+			case code == http.StatusOK && h.Get("Retry-After") == "":
+				out = append(out, false)
+			default:
+				t.Fatalf("HTTP %d, Retry-After %q: want 200, or 429 with Retry-After 1", code, h.Get("Retry-After"))
+			}
+			clk.Add(time.Second) // a token for each call: only the random refusals refuse
+		}
+		calls := s.Calls()
+		if calls[0].RetryAfter != map[bool]string{true: "1"}[out[0]] {
+			t.Errorf("Call.RetryAfter %q for the first call", calls[0].RetryAfter)
+		}
+		return out
+	}
+	first, second := refusedOf(), refusedOf()
+	refused := 0
+	for i := range first {
+		if first[i] {
+			refused++
+		}
+		if first[i] != second[i] {
+			t.Fatalf("call %d refused %v, then %v on a second server", i, first[i], second[i])
+		}
+	}
+	if refused < 60 || refused > 140 {
+		t.Errorf("%d of 400 calls refused, want about a quarter", refused)
+	}
+}
+
 func TestSetRateInterval(t *testing.T) {
 	s, base, clk := startClocked(t, Options{Count: 10})
 	url := callURL(base, Sequence, DefaultKey)

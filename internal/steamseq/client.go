@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dota-data/ingestion-service/internal/match"
 )
@@ -27,6 +30,107 @@ const (
 // 8 MiB leaves room and keeps a hostile answer from costing more memory
 // than that (a declared Content-Length over it is refused unread).
 const maxBodyBytes = 8 << 20
+
+// Client calls Steam's match sequence for every cursor of a process: the
+// forward scan's two and each backfill shard's. It holds the process's
+// keys, paced on their own (see keys.go) and shared by priority: the
+// forward scan's primary cursor first, its rescan when the primary has
+// caught up, backfill shards with what is left. Create one with NewClient;
+// it is safe for concurrent use. No key ever appears in its logs, errors
+// or metrics.
+type Client struct {
+	cfg      Config
+	base     string // BaseURL without a trailing slash
+	log      *slog.Logger
+	redactor *strings.Replacer
+	pool     *keyPool
+	m        *clientMetrics
+}
+
+// NewClient returns a Client for cfg's keys and pacing (BaseURL, Keys,
+// KeyInterval, MinInterval, DailyCalls, MatchesRequested, SkipAfter,
+// BackoffMin, BackoffMax, RequestTimeout, HTTPClient). It fails if cfg
+// has no key, an empty or repeated key, a BaseURL that is not http(s),
+// MatchesRequested outside 1..100, or if its metrics cannot be registered
+// on reg. It makes no call.
+func NewClient(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("steam client: %w", err)
+	}
+	m, err := newClientMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("steam client: %w", err)
+	}
+	var pairs []string
+	for _, k := range cfg.Keys {
+		pairs = append(pairs, k, "REDACTED")
+		if q := url.QueryEscape(k); q != k {
+			pairs = append(pairs, q, "REDACTED")
+		}
+	}
+	return &Client{
+		cfg:      cfg,
+		base:     strings.TrimSuffix(cfg.BaseURL, "/"),
+		log:      log,
+		redactor: strings.NewReplacer(pairs...),
+		pool:     newKeyPool(cfg, m, log),
+		m:        m,
+	}, nil
+}
+
+// KeyIntervals returns the interval each key has learnt, in the order of
+// Config.Keys.
+func (s *Client) KeyIntervals() []time.Duration { return s.pool.intervals() }
+
+// ExhaustedKeys returns the positions in Config.Keys (from 1) of the keys
+// resting until 00:00 UTC because they made Config.DailyCalls calls today.
+func (s *Client) ExhaustedKeys() []string { return s.pool.exhausted() }
+
+// fetchPage asks for the page of n matches from start on, with key k.
+// Entries above ceiling come apart, as implausible (see decodePage).
+func (s *Client) fetchPage(ctx context.Context, k *apiKey, start int64, n int, ceiling int64) (entries, implausible []entry, err error) {
+	began := time.Now()
+	body, err := s.get(ctx, k, "GetMatchHistoryBySequenceNum", sequencePath, url.Values{
+		"start_at_match_seq_num": {strconv.FormatInt(start, 10)},
+		"matches_requested":      {strconv.Itoa(n)},
+	})
+	if err == nil {
+		entries, implausible, err = decodePage(body, start, ceiling)
+		if err != nil {
+			err = s.badResponse("GetMatchHistoryBySequenceNum", err)
+		}
+	}
+	s.observe(ctx, endpointSequence, began, err)
+	if err != nil {
+		return nil, nil, err
+	}
+	return entries, implausible, nil
+}
+
+// fetchHead asks GetMatchHistory for the newest match_seq_num, with key k.
+func (s *Client) fetchHead(ctx context.Context, k *apiKey) (int64, error) {
+	began := time.Now()
+	body, err := s.get(ctx, k, "GetMatchHistory", historyPath, nil)
+	var head int64
+	if err == nil {
+		head, err = decodeHead(body)
+		if err != nil {
+			err = s.badResponse("GetMatchHistory", err)
+		}
+	}
+	s.observe(ctx, endpointHistory, began, err)
+	return head, err
+}
+
+// observe records a call, unless it was cut short by ctx.
+func (s *Client) observe(ctx context.Context, endpoint string, began time.Time, err error) {
+	if err != nil && ctx.Err() != nil {
+		return
+	}
+	s.m.duration.WithLabelValues(endpoint).Observe(time.Since(began).Seconds())
+	s.m.requests.WithLabelValues(endpoint, outcomeOf(err)).Inc()
+}
 
 // callError is a failed call to Steam. Its text never holds the key.
 type callError struct {
@@ -54,7 +158,7 @@ func outcomeOf(err error) string {
 // get calls one endpoint with params and key k, and returns the body of
 // a 200 answer. It returns ctx's error, unwrapped, when ctx ends first;
 // any other error is a *callError with every key redacted.
-func (s *Scanner) get(ctx context.Context, k *apiKey, name, path string, params url.Values) ([]byte, error) {
+func (s *Client) get(ctx context.Context, k *apiKey, name, path string, params url.Values) ([]byte, error) {
 	q := url.Values{"key": {k.value}}
 	for k, v := range params {
 		q[k] = v
@@ -103,12 +207,12 @@ func (s *Scanner) get(ctx context.Context, k *apiKey, name, path string, params 
 }
 
 // redact removes every key, raw and URL-encoded, from text.
-func (s *Scanner) redact(text string) string { return s.redactor.Replace(text) }
+func (s *Client) redact(text string) string { return s.redactor.Replace(text) }
 
 // redactError returns err with the keys removed from its text. A
 // *url.Error, which net/http returns with the request's URL in it, keeps
 // its type and its cause when the cause does not show the key.
-func (s *Scanner) redactError(err error) error {
+func (s *Client) redactError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) && s.redact(ue.Err.Error()) == ue.Err.Error() {
 		return &url.Error{Op: ue.Op, URL: s.redact(ue.URL), Err: ue.Err}
@@ -116,7 +220,7 @@ func (s *Scanner) redactError(err error) error {
 	return errors.New(s.redact(err.Error()))
 }
 
-func (s *Scanner) badResponse(name string, err error) error {
+func (s *Client) badResponse(name string, err error) error {
 	return &callError{outcome: outcomeBadResponse, err: errors.New(s.redact(name + ": bad answer: " + err.Error()))}
 }
 

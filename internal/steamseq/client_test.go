@@ -119,7 +119,7 @@ func TestKeyRedacted(t *testing.T) {
 			}
 
 			// The error itself, as Run's callers would see it.
-			_, err := r.s.fetchPage(context.Background(), r.s.pool.keys[0], 1, 100)
+			_, _, err := r.s.cl.fetchPage(context.Background(), r.s.cl.pool.keys[0], 1, 100, MaxSeqJump)
 			if err == nil {
 				t.Fatal("fetchPage succeeded")
 			}
@@ -184,7 +184,7 @@ func TestNew(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	s := &Scanner{cfg: Config{BackoffMin: 100 * time.Millisecond, BackoffMax: 2 * time.Second}}
+	s := &Client{cfg: Config{BackoffMin: 100 * time.Millisecond, BackoffMax: 2 * time.Second}}
 	tests := []struct {
 		attempt    int
 		retryAfter time.Duration
@@ -332,7 +332,7 @@ func TestHugeAnswerIsRefusedWithinBounds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = s.fetchPage(context.Background(), s.pool.keys[0], 1, 100)
+		_, _, err = s.cl.fetchPage(context.Background(), s.cl.pool.keys[0], 1, 100, MaxSeqJump)
 		srv.CloseClientConnections()
 		srv.Close() // waits for the handler
 		if outcomeOf(err) != outcomeBadResponse || !strings.Contains(err.Error(), "larger than") {

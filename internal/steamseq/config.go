@@ -33,7 +33,7 @@ type Config struct {
 	// KeyInterval is the time between two calls with one key that each
 	// key starts at; default 5s, the rate Steam is known to allow a key
 	// (odota/core svc/scanner.ts). The interval then adapts: a refused
-	// call (HTTP 429) makes it 1.5 times longer, a run of successful calls
+	// call (HTTP 429) makes it 1.15 times longer, a run of successful calls
 	// made at that key's pace makes it shorter, never below MinInterval
 	// nor above max(KeyInterval, BackoffMax). Negative starts at
 	// MinInterval.
@@ -77,6 +77,12 @@ type Config struct {
 	// Negative disables it; the head then comes only from the start
 	// position and from pages that reach it.
 	HeadInterval time.Duration
+	// DailyCalls is how many calls a key may make in a UTC day; default
+	// DefaultDailyCalls, the cap of Steam's Web API terms. A key that
+	// reaches it rests until 00:00 UTC. The count is this process's:
+	// one that restarts during the day counts from 0 again. Negative
+	// means no cap.
+	DailyCalls int
 	// HTTPClient makes the calls; nil means a client with
 	// http.DefaultTransport. Its Timeout, if any, also applies.
 	HTTPClient *http.Client
@@ -96,6 +102,7 @@ const (
 	DefaultBackoffMax       = 60 * time.Second
 	DefaultRequestTimeout   = 30 * time.Second
 	DefaultHeadInterval     = 60 * time.Second
+	DefaultDailyCalls       = 100_000
 )
 
 // SkipTries is the least number of failed tries of a one-match page
@@ -130,6 +137,9 @@ func (c Config) withDefaults() Config {
 	def(&c.BackoffMax, DefaultBackoffMax)
 	def(&c.RequestTimeout, DefaultRequestTimeout)
 	def(&c.HeadInterval, DefaultHeadInterval)
+	if c.DailyCalls == 0 {
+		c.DailyCalls = DefaultDailyCalls
+	}
 	if c.MinInterval < 0 {
 		c.MinInterval = 0
 	}

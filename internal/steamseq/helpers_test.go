@@ -167,7 +167,7 @@ func (r *running) stop(t *testing.T, limit time.Duration) {
 }
 
 func (r *running) requests(endpoint, outcome string) float64 {
-	return testutil.ToFloat64(r.s.metrics.requests.WithLabelValues(endpoint, outcome))
+	return testutil.ToFloat64(r.s.cl.m.requests.WithLabelValues(endpoint, outcome))
 }
 
 // waitCalls waits until the fake has answered n calls.

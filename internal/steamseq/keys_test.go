@@ -1,6 +1,7 @@
 package steamseq
 
 import (
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -83,11 +84,11 @@ func TestAdaptivePacing(t *testing.T) {
 			t.Errorf("key %d learnt %v, want near the limit %v", i+1, iv, limit)
 		}
 		label := []string{"1", "2"}[i]
-		if got := testutil.ToFloat64(r.s.metrics.keyInterval.WithLabelValues(label)); got != iv.Seconds() {
+		if got := testutil.ToFloat64(r.s.cl.m.keyInterval.WithLabelValues(label)); got != iv.Seconds() {
 			t.Errorf("ingestion_steam_key_interval_seconds{key=%q} = %v, want %v", label, got, iv.Seconds())
 		}
 		// The fake counts a call the scanner, stopped, may never read.
-		if got, n := testutil.ToFloat64(r.s.metrics.keyRefused.WithLabelValues(label)), float64(final.refused[i]); got != n && got != n-1 {
+		if got, n := testutil.ToFloat64(r.s.cl.m.keyRefused.WithLabelValues(label)), float64(final.refused[i]); got != n && got != n-1 {
 			t.Errorf("ingestion_steam_key_refused_total{key=%q} = %v, want the fake's %v", label, got, n)
 		}
 	}
@@ -131,20 +132,32 @@ func TestRefusedCallGoesToTheNextKey(t *testing.T) {
 	}
 }
 
-// TestKeyPoolLearns drives the pool directly: refusals of calls made at
-// the key's pace slow it down by 1.5, runs of successes speed it up (fast
+// TestKeyPoolLearns drives the pool directly: slow start's first refusal
+// takes the key back to the interval before its last step, later refusals
+// of calls made at the key's pace slow it down by 1.15 (the last check),
+// runs of successes speed it up (fast
 // before its first refusal, slowly after), never below MinInterval; a
 // refusal after the key sat idle holds it back without changing what it
 // learnt.
 func TestKeyPoolLearns(t *testing.T) {
 	cfg := Config{Keys: []string{"k"}, KeyInterval: 20 * time.Millisecond, MinInterval: 10 * time.Millisecond, BackoffMax: time.Second}.withDefaults()
-	p := newKeyPool(cfg, mustMetrics(t))
+	p := newKeyPool(cfg, mustMetrics(t), slog.New(slog.DiscardHandler))
 	ctx := t.Context()
 	call := func() *apiKey {
-		k := p.acquire(ctx, true)
+		k := p.acquire(ctx, prioForward)
 		if k == nil {
 			t.Fatal("no key")
 		}
+		return k
+	}
+	// paced is a call made when the key came due: whether a real one
+	// starts within half an interval of that depends on the machine's
+	// load, and this test is about what the pool learns from it.
+	paced := func() *apiKey {
+		k := call()
+		p.mu.Lock()
+		k.pressed = true
+		p.mu.Unlock()
 		return k
 	}
 	k := call() // the first call: not at pace
@@ -153,23 +166,23 @@ func TestKeyPoolLearns(t *testing.T) {
 		t.Fatalf("after a refused first call: interval %v, slow start over %v; want 20ms, no", iv, k.refused)
 	}
 	for range slowStartAfter {
-		p.succeeded(call())
+		p.succeeded(paced())
 	}
 	if iv := p.intervals()[0]; iv != 16*time.Millisecond {
 		t.Fatalf("after %d successes at pace: %v, want 16ms (×0.8)", slowStartAfter, iv)
 	}
-	p.refused(call(), 0)
-	if iv := p.intervals()[0]; iv != 24*time.Millisecond || !k.refused {
-		t.Fatalf("after a refusal at pace: %v, want 24ms (×1.5) and slow start over", iv)
+	p.refused(paced(), 0)
+	if iv := p.intervals()[0]; iv != 20*time.Millisecond || !k.refused {
+		t.Fatalf("after slow start's first refusal at pace: %v, want 20ms (the step before, not ×1.15 = 18.4ms) and slow start over", iv)
 	}
 	for range speedUpAfter {
-		p.succeeded(call())
+		p.succeeded(paced())
 	}
-	if iv := p.intervals()[0]; iv != time.Duration(float64(24*time.Millisecond)*speedUp) {
-		t.Fatalf("after %d successes: %v, want ×0.95", speedUpAfter, iv)
+	if iv := p.intervals()[0]; iv != time.Duration(float64(20*time.Millisecond)*speedUp) {
+		t.Fatalf("after %d successes: %v, want ×%v", speedUpAfter, iv, speedUp)
 	}
-	for range 20 * speedUpAfter {
-		p.succeeded(call())
+	for range 25 * speedUpAfter {
+		p.succeeded(paced())
 	}
 	if iv := p.intervals()[0]; iv != cfg.MinInterval {
 		t.Fatalf("after many successes: %v, want the floor %v", iv, cfg.MinInterval)
@@ -179,15 +192,15 @@ func TestKeyPoolLearns(t *testing.T) {
 	if iv := p.intervals()[0]; iv != cfg.MinInterval {
 		t.Fatalf("a refusal after idling: %v, want the learnt %v kept", iv, cfg.MinInterval)
 	}
-	p.refused(call(), 0) // at pace, after the hold
-	if iv := p.intervals()[0]; iv != 15*time.Millisecond {
-		t.Fatalf("a refusal at pace: %v, want 15ms", iv)
+	p.refused(paced(), 0) // at pace, after the hold
+	if iv := p.intervals()[0]; iv != 11500*time.Microsecond {
+		t.Fatalf("a refusal at pace: %v, want 11.5ms", iv)
 	}
 }
 
-func mustMetrics(t *testing.T) *metrics {
+func mustMetrics(t *testing.T) *clientMetrics {
 	t.Helper()
-	m, err := newMetrics(prometheus.NewRegistry())
+	m, err := newClientMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,10 +230,82 @@ func TestRejectedKeyIsHeldBack(t *testing.T) {
 	if forbidden == 0 || forbidden > ok/2 || ok < 10 {
 		t.Errorf("%d calls refused the key, %d went through; want the bad key tried and held back", forbidden, ok)
 	}
-	if got := testutil.ToFloat64(r.s.metrics.keyCalls.WithLabelValues("2")); got < 10 {
+	if got := testutil.ToFloat64(r.s.cl.m.keyCalls.WithLabelValues("2")); got < 10 {
 		t.Errorf("ingestion_steam_key_calls_total{key=\"2\"} = %v", got)
 	}
 	if logs := r.logs.String(); !strings.Contains(logs, "refused API key 1") || strings.Contains(logs, "s3cr3t") {
 		t.Errorf("logs do not name the refused key by position only: %s", logs)
+	}
+}
+
+// TestRandomRefusalsDoNotSlowTheKey: a Steam that refuses one call in
+// seven whatever the pace, with Retry-After: 1, on top of a limit of one
+// call per 100 ms. The scan starts 600 matches behind a head that moves
+// 10 a second, with pages of 10: it must call at its key's pace to catch
+// up. The key keeps an interval near the limit, waits out each
+// Retry-After once, and the scan catches up with the head. Before, every
+// such 429 made the interval 1.15 times longer, and the key crawled at
+// its ceiling, far behind the head.
+func TestRandomRefusalsDoNotSlowTheKey(t *testing.T) {
+	const limit, perSecond, run = 100 * time.Millisecond, 10, 30 * time.Second
+	fake, base := steamfake.Start(t, steamfake.Options{Count: 600, RateInterval: limit,
+		RandomRefusals: 1.0 / 7, RandomRetryAfter: "1"})
+	cfg := testConfig(base)
+	cfg.KeyInterval = 4 * limit
+	cfg.MinInterval = limit / 2
+	cfg.BackoffMax = 10 * time.Second
+	cfg.MatchesRequested = 10
+	cfg.HeadInterval = time.Hour
+	cfg.IdleWait = 500 * time.Millisecond
+	cfg.StartSeqNum = fake.Matches()[0].SeqNum
+	rec := newRecorder()
+	r := start(t, cfg, noResume, rec)
+
+	began := time.Now()
+	tick := time.NewTicker(time.Second / perSecond)
+	defer tick.Stop()
+	for time.Since(began) < run {
+		<-tick.C
+		fake.Advance(1)
+	}
+	head := fake.Head()
+	matches, _ := rec.snapshot()
+	r.stop(t, 5*time.Second)
+	last := int64(0)
+	for _, m := range matches {
+		last = max(last, m.SeqNum)
+	}
+	calls := fake.Calls()
+	var random, paced, waitedOut int
+	for i, c := range calls {
+		if c.Status != http.StatusTooManyRequests {
+			continue
+		}
+		if c.RetryAfter == "" {
+			paced++
+			continue
+		}
+		random++
+		if i+1 < len(calls) && calls[i+1].Time.Sub(c.Time) >= 900*time.Millisecond {
+			waitedOut++
+		}
+	}
+	iv := r.s.KeyIntervals()[0]
+	unpaced := testutil.ToFloat64(r.s.cl.m.keyRefusedUnpaced.WithLabelValues("1"))
+	t.Logf("%v at %d matches/s: %d calls, %d refused at random (Retry-After 1; %d waited out), %d for the pace, %.0f taken as not the pace; "+
+		"learnt interval %v (limit %v); the scan at %d, the head at %d: %d behind",
+		run, perSecond, len(calls), random, waitedOut, paced, unpaced, iv, limit, last, head, head-last)
+
+	if random < 10 {
+		t.Fatalf("only %d random refusals: the fake did not refuse as configured", random)
+	}
+	if iv > 2*limit {
+		t.Errorf("the key's interval grew to %v against a limit of %v", iv, limit)
+	}
+	if waitedOut < random*9/10 {
+		t.Errorf("%d of %d Retry-After waited out, want each", waitedOut, random)
+	}
+	if behind := head - last; behind > 2*perSecond {
+		t.Errorf("the scan ended %d matches behind the head, want at most %d (2 s)", behind, 2*perSecond)
 	}
 }

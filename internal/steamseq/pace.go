@@ -4,17 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/dota-data/ingestion-service/internal/backoff"
+	"github.com/dota-data/ingestion-service/internal/health"
 )
 
-// cursor is a position in the sequence that pages forward: the primary
-// one at the head, or the rescan behind it. Owned by one goroutine.
+// cursor is a position in the sequence that pages forward: the forward
+// scan's primary one at the head, its rescan behind it, or a backfill
+// shard's. Owned by one goroutine.
 type cursor struct {
-	name   string // cursorPrimary or cursorRescan
-	urgent bool   // its calls go before the others'
-	next   int64  // the seq its next page starts at
+	name string   // cursorPrimary, cursorRescan or cursorBackfill
+	prio priority // its calls' place in line for a key
+	next int64    // the seq its next page starts at
+	scan *scanHooks
 
 	// Narrowing down a page that keeps failing with a broken answer:
 	// window, when not 0, says that the first match that fails is among
@@ -41,6 +45,26 @@ func (c *cursor) size(full int) int {
 	return c.window / 2
 }
 
+// scanHooks are what a cursor's calls tell the scan it belongs to, and ask
+// of it.
+type scanHooks struct {
+	log   *slog.Logger
+	state *health.State // down after a failed call, with the reason
+	// beforePage, when set, is waited on before each sequence call (the
+	// forward scan's: no call while the other cursor's page is written).
+	beforePage func(ctx context.Context) error
+	// ceiling returns the highest plausible seq in a page from start.
+	ceiling func(start int64) int64
+	// implausible is given the entries of a page above the ceiling.
+	implausible func([]entry)
+	// skipped is told of the seqs from..to that c stepped past, and
+	// returns what becomes of them, for the log.
+	skipped func(c *cursor, from, to int64) string
+	// steppedPast, when set, reports whether another cursor of the scan
+	// already stepped past seq: one failed try of it is then enough.
+	steppedPast func(seq int64) bool
+}
+
 // errRetry says a call did not go through for a reason of its key's (a
 // 429, or the key refused): try again at once, with the next free key.
 var errRetry = errors.New("retry with another key")
@@ -51,7 +75,7 @@ var errRetry = errors.New("retry with another key")
 // ctx ended, and otherwise the call's error after logging it and, unless
 // it is a broken answer (which the cursor narrows down instead), setting
 // the cursor's backoff.
-func (s *Scanner) call(ctx context.Context, c *cursor, until time.Time, endpoint string, do func(k *apiKey) error) error {
+func (s *Client) call(ctx context.Context, c *cursor, until time.Time, endpoint string, do func(k *apiKey) error) error {
 	if c.notBefore.After(until) {
 		until = c.notBefore
 	}
@@ -60,7 +84,7 @@ func (s *Scanner) call(ctx context.Context, c *cursor, until time.Time, endpoint
 	if !backoff.Wait(ctx, time.Until(until)) {
 		return ctx.Err()
 	}
-	k := s.pool.acquire(ctx, c.urgent)
+	k := s.pool.acquire(ctx, c.prio)
 	if k == nil {
 		return ctx.Err()
 	}
@@ -83,14 +107,14 @@ func (s *Scanner) call(ctx context.Context, c *cursor, until time.Time, endpoint
 	switch {
 	case ce != nil && ce.outcome == outcomeRateLimited:
 		s.pool.refused(k, ce.retryAfter)
-		s.log.Debug("Steam call failed, retrying",
+		c.scan.log.Debug("Steam call failed, retrying",
 			"endpoint", endpoint, "outcome", outcomeRateLimited, "error", msg, "key", k.label,
 			"then", "the next free key; this one slows down", "cursor", c.name, "position", c.next-1)
 		return errRetry
 	case ce != nil && ce.keyRefused:
 		hold := s.pool.rejected(k)
-		s.state.Set(false, msg)
-		s.log.Warn("Steam call failed, retrying",
+		c.scan.state.Set(false, msg)
+		c.scan.log.Warn("Steam call failed, retrying",
 			"endpoint", endpoint, "outcome", outcomeOf(err), "error", msg, "key", k.label,
 			"then", "the next free key; this one is held back", "retry_in", hold.String(), "cursor", c.name, "position", c.next-1)
 		return errRetry
@@ -104,8 +128,8 @@ func (s *Scanner) call(ctx context.Context, c *cursor, until time.Time, endpoint
 	delay := s.backoff(c.failures, ra)
 	c.failures++
 	c.notBefore = time.Now().Add(delay)
-	s.state.Set(false, msg)
-	s.log.Warn("Steam call failed, retrying",
+	c.scan.state.Set(false, msg)
+	c.scan.log.Warn("Steam call failed, retrying",
 		"endpoint", endpoint, "outcome", outcomeOf(err), "error", msg, "key", k.label,
 		"attempt", c.failures, "retry_in", delay.String(), "cursor", c.name, "position", c.next-1)
 	return err
@@ -114,7 +138,7 @@ func (s *Scanner) call(ctx context.Context, c *cursor, until time.Time, endpoint
 // headCall fetches the head for cursor c, retrying at once with another
 // key when a key is refused. It returns the head, or the error of a call
 // that failed otherwise (already logged) or ctx's.
-func (s *Scanner) headCall(ctx context.Context, c *cursor) (int64, error) {
+func (s *Client) headCall(ctx context.Context, c *cursor) (int64, error) {
 	for {
 		var head int64
 		err := s.call(ctx, c, time.Time{}, endpointHistory, func(k *apiKey) (err error) {
@@ -138,15 +162,21 @@ func (s *Scanner) headCall(ctx context.Context, c *cursor) (int64, error) {
 // page means the first match from c.next is one Steam hides (hidden
 // matches count toward matches_requested): the cursor moves past c.next,
 // which holds no other match, and fetch reports no entries.
-func (s *Scanner) fetch(ctx context.Context, c *cursor, until time.Time) ([]entry, int, bool) {
+func (s *Client) fetch(ctx context.Context, c *cursor, until time.Time) ([]entry, int, bool) {
 	c.hidden = false
 	n := c.size(s.cfg.MatchesRequested)
 	var entries []entry
 	err := s.call(ctx, c, until, endpointSequence, func(k *apiKey) (err error) {
-		if err := s.awaitPages(ctx); err != nil {
-			return err
+		if c.scan.beforePage != nil {
+			if err := c.scan.beforePage(ctx); err != nil {
+				return err
+			}
 		}
-		entries, err = s.fetchPage(ctx, k, c.next, n)
+		var implausible []entry
+		entries, implausible, err = s.fetchPage(ctx, k, c.next, n, c.scan.ceiling(c.next))
+		if len(implausible) > 0 && c.scan.implausible != nil {
+			c.scan.implausible(implausible)
+		}
 		return err
 	})
 	var ce *callError
@@ -162,7 +192,7 @@ func (s *Scanner) fetch(ctx context.Context, c *cursor, until time.Time) ([]entr
 
 // pageWent updates the narrowing after a page of n from c.next went
 // through with got entries.
-func (s *Scanner) pageWent(c *cursor, n, got int) {
+func (s *Client) pageWent(c *cursor, n, got int) {
 	if c.skipFrom != 0 {
 		s.skipped(c, c.skipFrom, c.next-1)
 		c.skipFrom = 0
@@ -185,12 +215,12 @@ func (s *Scanner) pageWent(c *cursor, n, got int) {
 
 // pageBroke updates the narrowing after a page of n from c.next failed
 // with a broken answer (err).
-func (s *Scanner) pageBroke(c *cursor, n int, err error) {
+func (s *Client) pageBroke(c *cursor, n int, err error) {
 	msg := s.redact(err.Error())
 	if c.window != 1 {
 		c.window = n
 		if n > 1 {
-			s.log.Warn("Steam call failed, retrying",
+			c.scan.log.Warn("Steam call failed, retrying",
 				"endpoint", endpointSequence, "outcome", outcomeBadResponse, "error", msg,
 				"then", fmt.Sprintf("narrowing the page down: %d matches", c.size(s.cfg.MatchesRequested)),
 				"cursor", c.name, "position", c.next-1)
@@ -202,11 +232,14 @@ func (s *Scanner) pageBroke(c *cursor, n int, err error) {
 		c.since = now
 	}
 	c.tries++
-	if c.tries >= SkipTries && now.Sub(c.since) >= s.cfg.SkipAfter {
+	// A seq another cursor already stepped past after its own tries is
+	// read once more, not waited on again.
+	again := c.scan.steppedPast != nil && c.scan.steppedPast(c.next)
+	if again || (c.tries >= SkipTries && now.Sub(c.since) >= s.cfg.SkipAfter) {
 		if c.skipFrom == 0 {
 			c.skipFrom = c.next
 		}
-		s.log.Warn("Steam call failed, retrying",
+		c.scan.log.Warn("Steam call failed, retrying",
 			"endpoint", endpointSequence, "outcome", outcomeBadResponse, "error", msg,
 			"then", fmt.Sprintf("stepping past seq %d after %d tries in %s", c.next, c.tries, now.Sub(c.since).Round(time.Millisecond)),
 			"cursor", c.name, "position", c.next-1)
@@ -216,26 +249,22 @@ func (s *Scanner) pageBroke(c *cursor, n int, err error) {
 	}
 	delay := s.backoff(c.tries-1, 0)
 	c.notBefore = now.Add(delay)
-	s.state.Set(false, msg)
-	s.log.Warn("Steam call failed, retrying",
+	c.scan.state.Set(false, msg)
+	c.scan.log.Warn("Steam call failed, retrying",
 		"endpoint", endpointSequence, "outcome", outcomeBadResponse, "error", msg,
 		"then", "the one match at the page's start again", "attempt", c.tries, "retry_in", delay.String(),
 		"cursor", c.name, "position", c.next-1)
 }
 
 // skipped reports seqs from..to stepped past by c.
-func (s *Scanner) skipped(c *cursor, from, to int64) {
-	s.metrics.skipped.WithLabelValues(c.name).Inc()
-	rescan := "the rescan reads this range once more later"
-	if c.name == cursorRescan || s.cfg.RescanBehind < 0 {
-		rescan = "no later read: a match there is lost unless Steam serves it by another way"
-	}
-	s.log.Error("Stepped past a broken match: Steam kept failing to serve it",
-		"cursor", c.name, "from_seq", from, "to_seq", to, "then", rescan)
+func (s *Client) skipped(c *cursor, from, to int64) {
+	s.m.skipped.WithLabelValues(c.name).Inc()
+	c.scan.log.Error("Stepped past a broken match: Steam kept failing to serve it",
+		"cursor", c.name, "from_seq", from, "to_seq", to, "then", c.scan.skipped(c, from, to))
 }
 
 // backoff returns the wait after failure n (from 0) in a row: between half
 // and all of min(BackoffMax, BackoffMin * 2^n), and at least retryAfter.
-func (s *Scanner) backoff(n int, retryAfter time.Duration) time.Duration {
+func (s *Client) backoff(n int, retryAfter time.Duration) time.Duration {
 	return max(backoff.Delay(n, s.cfg.BackoffMin, s.cfg.BackoffMax), retryAfter)
 }

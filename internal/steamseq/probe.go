@@ -17,7 +17,7 @@ type KeyProbe struct {
 // configuration check does: it tells a key Steam refuses, or a Steam that
 // does not answer, before the scan spends its budget. It does not pace the
 // calls: one each is well within Steam's limit.
-func (s *Scanner) ProbeKeys(ctx context.Context) []KeyProbe {
+func (s *Client) ProbeKeys(ctx context.Context) []KeyProbe {
 	var out []KeyProbe
 	for _, k := range s.pool.keys {
 		head, err := s.fetchHead(ctx, k)
@@ -25,3 +25,6 @@ func (s *Scanner) ProbeKeys(ctx context.Context) []KeyProbe {
 	}
 	return out
 }
+
+// ProbeKeys probes the keys of the Scanner's Client (Client.ProbeKeys).
+func (s *Scanner) ProbeKeys(ctx context.Context) []KeyProbe { return s.cl.ProbeKeys(ctx) }

@@ -18,7 +18,7 @@ import (
 
 // runRescan reads the sequence again behind the primary cursor, for ever.
 func (s *Scanner) runRescan(ctx, hctx context.Context, h Handler) error {
-	c := &cursor{name: cursorRescan, next: s.RescanPosition() + 1}
+	c := &cursor{name: cursorRescan, prio: prioRescan, next: s.RescanPosition() + 1, scan: s.hooks}
 	for ctx.Err() == nil {
 		limit, change := s.rescanLimit(time.Now())
 		if c.next > limit {
@@ -42,7 +42,8 @@ func (s *Scanner) runRescan(ctx, hctx context.Context, h Handler) error {
 			}
 			continue
 		}
-		entries, _, ok := s.fetch(ctx, c, time.Time{})
+		s.logLate(time.Now())
+		entries, _, ok := s.cl.fetch(ctx, c, time.Time{})
 		s.reportImplausible(hctx, h)
 		if !ok {
 			continue
@@ -83,6 +84,7 @@ func (s *Scanner) runRescan(ctx, hctx context.Context, h Handler) error {
 			return fmt.Errorf("steam scanner: rescan: %w", err)
 		}
 		s.pruneDelivered(s.RescanPosition())
+		s.pruneStepped(s.RescanPosition())
 		s.state.Set(true, s.detail())
 	}
 	return nil
@@ -105,8 +107,10 @@ func (s *Scanner) rescanned(ctx context.Context, h Handler, e entry) error {
 			s.addDelivered(seq)
 			s.metrics.late.Inc()
 			s.metrics.matches.Inc()
-			s.log.Info("The rescan found a match that was not published: Steam listed it late, or could not serve it before",
+			s.log.Debug("The rescan found a match that was not published: Steam listed it late, or could not serve it before",
 				"match_id", m.ID, "match_seq_num", seq, "primary_position", s.Position())
+			s.late.add(m.ID, seq)
+			s.logLate(time.Now())
 		}
 	}
 	s.setRescan(seq)
@@ -194,4 +198,75 @@ func (s *Scanner) pruneDelivered(floor int64) {
 	if i > 0 {
 		s.delivered = slices.Delete(s.delivered, 0, i)
 	}
+}
+
+// maxStepped bounds the ranges the primary cursor stepped past that the
+// scan remembers for the rescan.
+const maxStepped = 1000
+
+// noteStepped notes that the primary cursor stepped past from..to, for
+// the rescan to read once more without waiting on it again.
+func (s *Scanner) noteStepped(from, to int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.stepped) == maxStepped {
+		s.stepped = slices.Delete(s.stepped, 0, 1)
+	}
+	s.stepped = append(s.stepped, SeqRange{First: from, Last: to})
+}
+
+// wasStepped reports whether the primary cursor stepped past seq.
+func (s *Scanner) wasStepped(seq int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.stepped {
+		if seq >= r.First && seq <= r.Last {
+			return true
+		}
+	}
+	return false
+}
+
+// pruneStepped forgets the ranges at or below floor.
+func (s *Scanner) pruneStepped(floor int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stepped = slices.DeleteFunc(s.stepped, func(r SeqRange) bool { return r.Last <= floor })
+}
+
+// lateLogEvery is how often at most the rescan logs the matches it found.
+const lateLogEvery = 10 * time.Second
+
+// lateFound summarises the matches the rescan found for the log: a few a
+// second on a busy sequence, so the first is logged at once and the rest
+// in a line at most every lateLogEvery. Each one is logged at debug level.
+// It is the rescan goroutine's alone.
+type lateFound struct {
+	loggedAt       time.Time
+	n              int // found since the last line
+	firstSeq, last int64
+	lastID         int64
+	sinceStart     int
+}
+
+func (l *lateFound) add(id, seq int64) {
+	if l.n == 0 {
+		l.firstSeq = seq
+	}
+	l.n++
+	l.sinceStart++
+	l.last, l.lastID = seq, id
+}
+
+// logLate logs the matches found since the last line, if there are any
+// and the last line is lateLogEvery old.
+func (s *Scanner) logLate(now time.Time) {
+	l := &s.late
+	if l.n == 0 || now.Sub(l.loggedAt) < lateLogEvery {
+		return
+	}
+	s.log.Info("The rescan found matches that were not published: Steam listed them late, or could not serve them before",
+		"matches", l.n, "first_seq_num", l.firstSeq, "last_seq_num", l.last, "last_match_id", l.lastID,
+		"since_start", l.sinceStart, "primary_position", s.Position())
+	l.n, l.loggedAt = 0, now
 }

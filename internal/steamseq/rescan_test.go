@@ -114,6 +114,14 @@ func TestRescanFindsLateMatches(t *testing.T) {
 			if pos := testutil.ToFloat64(r.s.metrics.rescanPosition); pos != float64(head) {
 				t.Errorf("ingestion_steam_rescan_position = %v, want %d", pos, head)
 			}
+			// Each late match at debug level; at info, the first at once and
+			// the rest at most every 10 s: a line or two over this test.
+			each := r.logs.Lines(t, "The rescan found a match that was not published: Steam listed it late, or could not serve it before")
+			summaries := r.logs.Lines(t, "The rescan found matches that were not published: Steam listed them late, or could not serve them before")
+			if len(each) != int(late) || len(summaries) == 0 || len(summaries) > 2 || summaries[0]["matches"] != 1.0 {
+				t.Errorf("%d debug lines for %v late matches, %d summaries (the first %v); want one each, and one or two summaries starting with the first match alone",
+					len(each), late, len(summaries), summaries)
+			}
 			if !strings.Contains(r.s.Status().Detail, "rescan at seq") {
 				t.Errorf("status %q does not tell the rescan's position", r.s.Status().Detail)
 			}
@@ -207,5 +215,71 @@ func TestImplausibleResumeRefused(t *testing.T) {
 	}
 	if len(fake.Calls()) != 0 {
 		t.Errorf("%d calls to Steam with an implausible position", len(fake.Calls()))
+	}
+}
+
+// TestLateMatchesBehindABrokenOneFoundSoon: one match Steam never serves,
+// 3% listed late, and a head that freezes after the primary cursor has
+// stepped past the broken match. The rescan reads that match once and
+// passes it, so the late matches listed beyond it are found within
+// RescanDelay plus half of SkipAfter (a minute of the default two, as the
+// service must) of the primary reaching the frozen head, which is the
+// freeze on a machine that keeps up. That the rescan passes it after one
+// try is TestStepsPastABrokenMatch's check.
+func TestLateMatchesBehindABrokenOneFoundSoon(t *testing.T) {
+	const lateBy = 200
+	fake, base := steamfake.Start(t, steamfake.Options{Count: 400, LateFraction: 0.03, LateBy: lateBy})
+	all := fake.Matches()
+	broken := all[150]
+	fake.Break(broken.SeqNum, 0)
+	cfg := testConfig(base)
+	cfg.StartSeqNum = all[0].SeqNum
+	cfg.IdleWait = 5 * time.Millisecond
+	cfg.SkipAfter = 4 * time.Second
+	cfg.BackoffMin, cfg.BackoffMax = 20*time.Millisecond, 500*time.Millisecond
+	cfg.RescanBehind, cfg.RescanDelay = 1_000_000, 2*time.Second
+	rec := newRecorder()
+	r := start(t, cfg, noResume, rec)
+	<-produce(t, fake, 20, 3200, 50*time.Millisecond) // 8 s, then the head freezes
+	froze := time.Now()
+	head := fake.Head()
+	waitFor(t, "the primary cursor at the frozen head", func() bool { return r.s.Position() == head })
+	frozen := time.Now() // the clock starts when the primary has read everything
+	var late []match.Match
+	for _, m := range fake.LateMatches() {
+		if m.SeqNum+lateBy <= head && m.SeqNum > broken.SeqNum {
+			late = append(late, m)
+		}
+	}
+	if len(late) < 20 {
+		t.Fatalf("only %d late matches listed past the broken one: the test proves little", len(late))
+	}
+	bound := cfg.RescanDelay + cfg.SkipAfter/2
+	deadline := frozen.Add(cfg.RescanDelay + 2*cfg.SkipAfter)
+	var found time.Duration
+	for {
+		got, _ := rec.snapshot()
+		if missing, _ := missingFrom(late, got); len(missing) == 0 {
+			found = time.Since(frozen)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("late matches past the broken one still missing %v after the head froze", time.Since(frozen).Round(time.Millisecond))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitFor(t, "the rescan at the head", func() bool { return r.s.RescanPosition() == head })
+	got, _ := rec.snapshot()
+	missing, repeats := missingFrom(fake.Matches(), got)
+	t.Logf("%d late matches listed past the broken seq %d: all found %v after the primary reached the frozen head, %v after the freeze (bound: the rescan delay %v + %v); at the end %d missing, %d repeats",
+		len(late), broken.SeqNum, found.Round(time.Millisecond), frozen.Add(found).Sub(froze).Round(time.Millisecond), cfg.RescanDelay, cfg.SkipAfter/2, len(missing), repeats)
+	if found > bound {
+		t.Errorf("the late matches were found %v after the primary reached the frozen head, want within %v", found.Round(time.Millisecond), bound)
+	}
+	if len(missing) != 0 || repeats != 0 {
+		t.Errorf("%d matches missing, %d repeats", len(missing), repeats)
+	}
+	if got := testutil.ToFloat64(r.s.cl.m.skipped.WithLabelValues(cursorRescan)); got != 1 {
+		t.Errorf("skipped{rescan} = %v, want the broken match passed once", got)
 	}
 }

@@ -29,9 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,16 +117,18 @@ var ErrForeignTopic = errors.New("the topic holds records but none with a match_
 // maxRejectItem is how much of a rejected entry the Handler is shown.
 const maxRejectItem = 256
 
-// Scanner pages through Steam's match sequence. Create it with New; its
-// methods other than Run are safe to call at any time, from any goroutine.
+// Scanner is the forward scan: it pages through Steam's match sequence
+// from where the last run stopped toward the head, and for ever after.
+// Create it with New, or NewScanner on a Client it shares with backfill
+// shards; its methods other than Run are safe to call at any time, from
+// any goroutine.
 type Scanner struct {
-	cfg      Config
-	base     string // BaseURL without a trailing slash
-	log      *slog.Logger
-	state    *health.State
-	metrics  *metrics
-	redactor *strings.Replacer
-	pool     *keyPool
+	cfg     Config
+	cl      *Client
+	log     *slog.Logger
+	state   *health.State
+	metrics *metrics
+	hooks   *scanHooks
 
 	running  atomic.Bool
 	position atomic.Int64
@@ -140,7 +140,10 @@ type Scanner struct {
 	marks     []mark         // when the primary cursor reached where, oldest first
 	progress  chan struct{}  // closed and replaced when the primary cursor moves
 	bogus     map[int64]bool // implausible seqs seen
+	stepped   []SeqRange     // seqs the primary cursor stepped past, above the rescan's position
 	bogusNew  []entry        // implausible entries not yet reported
+
+	late lateFound // the rescan's, for its log
 
 	// pages holds a token while a page goes to a PageHandler: pages of
 	// the two cursors never interleave, and neither cursor calls Steam
@@ -155,39 +158,61 @@ type mark struct {
 	seq int64
 }
 
-// New returns a Scanner for cfg. It fails if cfg has no key, an empty or
-// repeated key, a BaseURL that is not http(s), MatchesRequested outside
-// 1..100 or a negative StartSeqNum, or if the metrics cannot be
-// registered on reg. It makes no call to Steam.
+// New returns a Scanner for cfg with a Client of its own (NewClient),
+// both registering their metrics on reg. It fails as NewClient does, or
+// for a negative StartSeqNum. It makes no call to Steam.
 func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Scanner, error) {
+	cl, err := NewClient(cfg, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	return NewScanner(cl, cfg, log, reg)
+}
+
+// NewScanner returns the forward Scanner for cfg's scan settings
+// (StartSeqNum, IdleWait, RescanBehind, RescanDelay, HeadInterval),
+// calling Steam through cl, whose keys its primary cursor takes first.
+// It registers its metrics on reg, and fails if it cannot or if
+// StartSeqNum is negative. It makes no call to Steam.
+func NewScanner(cl *Client, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Scanner, error) {
 	cfg = cfg.withDefaults()
-	if err := cfg.check(); err != nil {
-		return nil, fmt.Errorf("steam scanner: %w", err)
+	if cfg.StartSeqNum < 0 {
+		return nil, fmt.Errorf("steam scanner: start seq num %d is negative", cfg.StartSeqNum)
 	}
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("steam scanner: %w", err)
 	}
-	var pairs []string
-	for _, k := range cfg.Keys {
-		pairs = append(pairs, k, "REDACTED")
-		if q := url.QueryEscape(k); q != k {
-			pairs = append(pairs, q, "REDACTED")
-		}
-	}
-	return &Scanner{
+	s := &Scanner{
 		cfg:      cfg,
-		base:     strings.TrimSuffix(cfg.BaseURL, "/"),
+		cl:       cl,
 		log:      log,
 		state:    health.NewState("not started"),
 		metrics:  m,
-		redactor: strings.NewReplacer(pairs...),
-		pool:     newKeyPool(cfg, m),
 		progress: make(chan struct{}),
 		pages:    make(chan struct{}, 1),
 		bogus:    map[int64]bool{},
-	}, nil
+	}
+	s.hooks = &scanHooks{
+		log:         log,
+		state:       s.state,
+		beforePage:  s.awaitPages,
+		ceiling:     func(start int64) int64 { return max(s.Head(), start) + MaxSeqJump },
+		implausible: s.noteImplausible,
+		skipped: func(c *cursor, from, to int64) string {
+			if c.name == cursorRescan || s.cfg.RescanBehind < 0 {
+				return "no later read: a match there is lost unless Steam serves it by another way"
+			}
+			s.noteStepped(from, to)
+			return "the rescan reads this range once more later"
+		},
+		steppedPast: s.wasStepped,
+	}
+	return s, nil
 }
+
+// Client returns the Client the Scanner calls Steam through.
+func (s *Scanner) Client() *Client { return s.cl }
 
 // Position returns the last match_seq_num the primary cursor handed on
 // or skipped: its next page starts after it. Before the first page it is
@@ -204,7 +229,7 @@ func (s *Scanner) Head() int64 { return s.head.Load() }
 
 // KeyIntervals returns the interval each key has learnt, in the order of
 // Config.Keys.
-func (s *Scanner) KeyIntervals() []time.Duration { return s.pool.intervals() }
+func (s *Scanner) KeyIntervals() []time.Duration { return s.cl.KeyIntervals() }
 
 // Status reports whether the last call to Steam succeeded. It is down
 // before the start position is known and after a failed call, with the
@@ -298,10 +323,10 @@ func (s *Scanner) start(ctx context.Context, resume ResumeFunc) (startAt, error)
 		if ctx.Err() != nil {
 			return startAt{}, nil
 		}
-		delay := s.backoff(attempt, 0)
-		s.state.Set(false, "waiting for a start position: resume: "+s.redact(err.Error()))
+		delay := s.cl.backoff(attempt, 0)
+		s.state.Set(false, "waiting for a start position: resume: "+s.cl.redact(err.Error()))
 		s.log.Warn("Cannot read the resume position, retrying",
-			"error", s.redact(err.Error()), "attempt", attempt+1, "retry_in", delay.String())
+			"error", s.cl.redact(err.Error()), "attempt", attempt+1, "retry_in", delay.String())
 		if !backoff.Wait(ctx, delay) {
 			return startAt{}, nil
 		}
@@ -322,9 +347,9 @@ func (s *Scanner) start(ctx context.Context, resume ResumeFunc) (startAt, error)
 	case res.Foreign:
 		return startAt{}, fmt.Errorf("steam scanner: %w; set STEAM_START_SEQ_NUM to say where to start", ErrForeignTopic)
 	}
-	c := &cursor{name: cursorPrimary, urgent: true}
+	c := &cursor{name: cursorPrimary, prio: prioForward, scan: s.hooks}
 	for {
-		head, err := s.headCall(ctx, c)
+		head, err := s.cl.headCall(ctx, c)
 		if err == nil {
 			s.setHead(head)
 			s.log.Warn("Steam scanner starting at the newest match: nothing was delivered before, and STEAM_START_SEQ_NUM is not set (a first run)", "start_seq", head)
@@ -350,7 +375,7 @@ func deliveredAbove(seqs []int64, floor int64) []int64 {
 
 // runPrimary pages forward from next for ever.
 func (s *Scanner) runPrimary(ctx, hctx context.Context, h Handler, next int64, fromHead bool) error {
-	c := &cursor{name: cursorPrimary, urgent: true, next: next}
+	c := &cursor{name: cursorPrimary, prio: prioForward, next: next, scan: s.hooks}
 	var nextHead, idleUntil time.Time
 	if fromHead {
 		nextHead = time.Now().Add(s.cfg.HeadInterval)
@@ -358,7 +383,7 @@ func (s *Scanner) runPrimary(ctx, hctx context.Context, h Handler, next int64, f
 	for ctx.Err() == nil {
 		if s.cfg.HeadInterval > 0 && !time.Now().Before(nextHead) {
 			nextHead = time.Now().Add(s.cfg.HeadInterval)
-			if head, err := s.headCall(ctx, c); err == nil {
+			if head, err := s.cl.headCall(ctx, c); err == nil {
 				if known := max(s.Head(), s.Position()); head > known+MaxSeqJump {
 					s.log.Error("Steam reported an implausible newest match_seq_num; ignored",
 						"head", head, "known", known, "max_jump", MaxSeqJump)
@@ -376,7 +401,7 @@ func (s *Scanner) runPrimary(ctx, hctx context.Context, h Handler, next int64, f
 			}
 			continue
 		}
-		entries, n, ok := s.fetch(ctx, c, idleUntil)
+		entries, n, ok := s.cl.fetch(ctx, c, idleUntil)
 		s.reportImplausible(hctx, h)
 		if !ok {
 			continue
@@ -409,7 +434,7 @@ func (s *Scanner) runPrimary(ctx, hctx context.Context, h Handler, next int64, f
 			// Caught up with Steam: give it time to finish more matches.
 			idleUntil = time.Now().Add(s.cfg.IdleWait)
 		}
-		s.pool.allowLow(caughtUp)
+		s.cl.pool.allowLow(caughtUp)
 		s.state.Set(true, s.detail())
 		s.log.Debug("Steam page handed on", "matches", len(entries), "next", c.next, "head", s.Head())
 	}
@@ -480,28 +505,6 @@ func (s *Scanner) awaitPages(ctx context.Context) error {
 	}
 }
 
-// fetchPage asks for the page of n matches from start on, with key k.
-func (s *Scanner) fetchPage(ctx context.Context, k *apiKey, start int64, n int) ([]entry, error) {
-	began := time.Now()
-	body, err := s.get(ctx, k, "GetMatchHistoryBySequenceNum", sequencePath, url.Values{
-		"start_at_match_seq_num": {strconv.FormatInt(start, 10)},
-		"matches_requested":      {strconv.Itoa(n)},
-	})
-	var entries, implausible []entry
-	if err == nil {
-		entries, implausible, err = decodePage(body, start, max(s.Head(), start)+MaxSeqJump)
-		if err != nil {
-			err = s.badResponse("GetMatchHistoryBySequenceNum", err)
-		}
-	}
-	s.observe(ctx, endpointSequence, began, err)
-	if err != nil {
-		return nil, err
-	}
-	s.noteImplausible(implausible)
-	return entries, nil
-}
-
 // noteImplausible keeps, for reportImplausible, the entries of a page
 // whose seq was implausible and had not been seen before.
 func (s *Scanner) noteImplausible(es []entry) {
@@ -537,30 +540,6 @@ func (s *Scanner) reportImplausible(ctx context.Context, h Handler) {
 		s.log.Error("Steam listed a match with an implausible match_seq_num; rejected, and the position stays",
 			"match_seq_num", e.m.SeqNum, "head", s.Head(), "position", s.Position(), "max_jump", MaxSeqJump)
 	}
-}
-
-// fetchHead asks GetMatchHistory for the newest match_seq_num, with key k.
-func (s *Scanner) fetchHead(ctx context.Context, k *apiKey) (int64, error) {
-	began := time.Now()
-	body, err := s.get(ctx, k, "GetMatchHistory", historyPath, nil)
-	var head int64
-	if err == nil {
-		head, err = decodeHead(body)
-		if err != nil {
-			err = s.badResponse("GetMatchHistory", err)
-		}
-	}
-	s.observe(ctx, endpointHistory, began, err)
-	return head, err
-}
-
-// observe records a call, unless it was cut short by ctx.
-func (s *Scanner) observe(ctx context.Context, endpoint string, began time.Time, err error) {
-	if err != nil && ctx.Err() != nil {
-		return
-	}
-	s.metrics.duration.WithLabelValues(endpoint).Observe(time.Since(began).Seconds())
-	s.metrics.requests.WithLabelValues(endpoint, outcomeOf(err)).Inc()
 }
 
 func (s *Scanner) setPosition(seq int64) {

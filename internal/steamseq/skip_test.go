@@ -52,7 +52,7 @@ func TestStepsPastABrokenMatch(t *testing.T) {
 			cfg.RescanBehind, cfg.RescanDelay = 1_000_000, 300*time.Millisecond
 			rec := newRecorder()
 			r := start(t, cfg, noResume, rec)
-			skipped := func(cursor string) float64 { return testutil.ToFloat64(r.s.metrics.skipped.WithLabelValues(cursor)) }
+			skipped := func(cursor string) float64 { return testutil.ToFloat64(r.s.cl.m.skipped.WithLabelValues(cursor)) }
 			waitFor(t, "the primary cursor at the head", func() bool { return r.s.Position() == fake.Head() })
 			if got := skipped(cursorPrimary); got != 1 {
 				t.Fatalf("skipped{primary} = %v, want 1", got)
@@ -76,6 +76,19 @@ func TestStepsPastABrokenMatch(t *testing.T) {
 			if len(lines) == 0 || lines[0]["level"] != "ERROR" || lines[0]["cursor"] != cursorPrimary ||
 				lines[0]["from_seq"].(float64) > float64(broken.SeqNum) || lines[0]["to_seq"] != float64(broken.SeqNum) {
 				t.Fatalf("skip log lines = %v, want an error naming seq %d", lines, broken.SeqNum)
+			}
+			if !heals {
+				// The rescan reads the seq the primary stepped past once,
+				// and passes it: no tries over STEAM_SKIP_AFTER again.
+				var rescanSteps []map[string]any
+				for _, l := range r.logs.Lines(t, "Steam call failed, retrying") {
+					if l["cursor"] == cursorRescan && strings.Contains(fmt.Sprint(l["then"]), "stepping past") {
+						rescanSteps = append(rescanSteps, l)
+					}
+				}
+				if len(rescanSteps) != 1 || !strings.Contains(fmt.Sprint(rescanSteps[0]["then"]), "after 1 tries") {
+					t.Errorf("the rescan stepped past the broken seq as %v; want once, after one try", rescanSteps)
+				}
 			}
 			wantRescanSkips := map[bool]float64{false: 1, true: 0}[heals]
 			if got := skipped(cursorRescan); got != wantRescanSkips {

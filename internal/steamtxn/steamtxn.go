@@ -44,7 +44,7 @@ type Front interface {
 // pages.
 type Writer struct {
 	matchesTopic string
-	m            *metrics
+	m            *Metrics
 	front        Front
 	pages        Pages
 
@@ -55,7 +55,9 @@ type Writer struct {
 	onCommit    func(matches int)
 }
 
-type metrics struct {
+// Metrics are the Writers' metrics, shared by every Writer of a process
+// (the forward scan's and each backfill shard's).
+type Metrics struct {
 	transactions *prometheus.CounterVec
 	objectBytes  prometheus.Counter
 	cursor       *prometheus.GaugeVec
@@ -63,14 +65,28 @@ type metrics struct {
 }
 
 // New returns a Writer that writes the match objects to matchesTopic
-// unless it is empty. It registers on reg
-// ingestion_steam_transactions_total{outcome},
+// unless it is empty, with Metrics of its own registered on reg
+// (NewMetrics). Set its Front, and give it Pages with Use, before a scan.
+func New(matchesTopic string, reg prometheus.Registerer) (*Writer, error) {
+	m, err := NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return NewWriter(matchesTopic, m), nil
+}
+
+// NewWriter returns a Writer that writes the match objects to
+// matchesTopic unless it is empty, counting in m.
+func NewWriter(matchesTopic string, m *Metrics) *Writer {
+	return &Writer{matchesTopic: matchesTopic, m: m}
+}
+
+// NewMetrics registers on reg ingestion_steam_transactions_total{outcome},
 // ingestion_steam_matches_topic_bytes_total,
 // ingestion_steam_committed_cursor{cursor} and
-// ingestion_steam_page_commit_seconds, and fails if it cannot. Set
-// its Front, and give it Pages with Use, before a scan.
-func New(matchesTopic string, reg prometheus.Registerer) (*Writer, error) {
-	m := &metrics{
+// ingestion_steam_page_commit_seconds, and fails if it cannot.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
 		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ingestion_steam_transactions_total",
 			Help: "Kafka transactions of the Steam scanner's pages, by outcome (committed, aborted).",
@@ -96,7 +112,7 @@ func New(matchesTopic string, reg prometheus.Registerer) (*Writer, error) {
 	}
 	m.transactions.WithLabelValues("committed")
 	m.transactions.WithLabelValues("aborted")
-	return &Writer{matchesTopic: matchesTopic, m: m}, nil
+	return m, nil
 }
 
 // SetFront sets the Front every match goes through.
@@ -158,12 +174,22 @@ func (w *Writer) Reject(ctx context.Context, reason match.Reason, item []byte) {
 	w.front.Reject(ctx, reason, item)
 }
 
-// EndPage commits the page with the cursor after it.
+// EndPage commits the page with the forward scan's cursor after it.
 func (w *Writer) EndPage(ctx context.Context, at steamseq.Cursor) error {
 	cursor, err := json.Marshal(at)
 	if err != nil {
 		return fmt.Errorf("steamtxn: encode the cursor: %w", err)
 	}
+	if err := w.commit(ctx, cursor); err != nil {
+		return err
+	}
+	w.m.cursor.WithLabelValues("primary").Set(float64(at.Primary))
+	w.m.cursor.WithLabelValues("rescan").Set(float64(at.Rescan))
+	return nil
+}
+
+// commit commits the page with the cursor record, and counts it.
+func (w *Writer) commit(ctx context.Context, cursor []byte) error {
 	matches, bytes, start := w.pageMatches, w.pageBytes, w.pageStart
 	w.pageMatches, w.pageBytes, w.pageStart = 0, 0, time.Time{}
 	if err := w.pages.Commit(ctx, cursor); err != nil {
@@ -178,8 +204,6 @@ func (w *Writer) EndPage(ctx context.Context, at steamseq.Cursor) error {
 		w.m.latency.Observe(time.Since(start).Seconds())
 	}
 	w.m.objectBytes.Add(float64(bytes))
-	w.m.cursor.WithLabelValues("primary").Set(float64(at.Primary))
-	w.m.cursor.WithLabelValues("rescan").Set(float64(at.Rescan))
 	return nil
 }
 

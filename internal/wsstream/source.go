@@ -128,8 +128,9 @@ func CheckURL(raw string) error {
 // Status reports whether the stream is connected, and since when.
 func (s *Source) Status() health.Status { return s.state.Status() }
 
-// Run connects and reads until ctx ends, reconnecting after every failure.
-// When ctx ends it closes the connection with a close handshake, hands on
+// Run connects and reads until ctx ends, reconnecting after every failure:
+// at once after a connection that delivered frames, else with exponential
+// backoff and jitter from BackoffMin. When ctx ends it closes the connection with a close handshake, hands on
 // any frame already received, and returns nil. The Handler gets a context
 // that is not cancelled with ctx, so that a frame read before shutdown is
 // never dropped on the way out.
@@ -141,6 +142,7 @@ func (s *Source) Run(ctx context.Context, h Handler) error {
 		missed   int       // attempts since
 	}
 	for {
+		framesBefore := s.frames.Load()
 		connected, err := s.session(ctx, h)
 		s.metrics.connected.Set(0)
 		if ctx.Err() != nil {
@@ -154,8 +156,16 @@ func (s *Source) Run(ctx context.Context, h Handler) error {
 			attempt = 0
 		}
 		reason := classify(err)
-		delay := s.backoff(attempt)
-		attempt++
+		var delay time.Duration
+		if s.frames.Load() > framesBefore {
+			// The connection delivered frames: the server is fine, and the
+			// stream moves on while we wait. Reconnect at once; back off
+			// from BackoffMin if that fails.
+			attempt = 0
+		} else {
+			delay = s.backoff(attempt)
+			attempt++
+		}
 		s.metrics.reconnects.WithLabelValues(reason).Inc()
 		unreach := isUnreachable(err)
 		err = s.hide.Error(err)
@@ -268,8 +278,8 @@ func (s *Source) session(ctx context.Context, h Handler) (time.Duration, error) 
 	// peer does not answer the close within CloseTimeout; then closing the
 	// TCP connection under the handshake ends it. Reads take a context
 	// that never ends, which spares the library registering a callback on
-	// it at every frame. Only a client whose dial could not be seen (a
-	// Transport that is not an *http.Transport) reads with one that
+	// it at every frame. Only a client whose connection could not be seen
+	// (an upgraded answer whose body cannot be closed) reads with one that
 	// CloseTimeout cancels instead.
 	readCtx, endRead := context.Background(), raw.close
 	if !raw.seen() {
@@ -381,15 +391,15 @@ func (s *Source) pinger(connCtx context.Context, conn *websocket.Conn) bool {
 // rawConnKey keys the *rawConn of a dial in its context.
 type rawConnKey struct{}
 
-// rawConn is the TCP connection a dial opened (the last, after redirects),
-// so that a shutdown can close it under a close handshake the peer does
-// not answer.
+// rawConn is the connection a dial opened (the last, after redirects), so
+// that a shutdown can close it under a close handshake the peer does not
+// answer.
 type rawConn struct {
 	mu   sync.Mutex
-	conn net.Conn
+	conn io.Closer
 }
 
-func (r *rawConn) set(c net.Conn) {
+func (r *rawConn) set(c io.Closer) {
 	r.mu.Lock()
 	r.conn = c
 	r.mu.Unlock()
@@ -411,16 +421,19 @@ func (r *rawConn) close() {
 	}
 }
 
-// capturingClient returns a copy of c whose Transport, if it is an
-// *http.Transport, records each connection it dials in the *rawConn of
-// the dial's context. Any other Transport is left alone.
+// capturingClient returns a copy of c whose Transport records the
+// connection of each dial in the *rawConn of the dial's context: an
+// *http.Transport each connection it dials, any other the body of a
+// "101 Switching Protocols" answer, which is the connection.
 func capturingClient(c *http.Client) *http.Client {
 	tr, ok := c.Transport.(*http.Transport)
 	if c.Transport == nil {
 		tr, ok = http.DefaultTransport.(*http.Transport), true
 	}
 	if !ok {
-		return c
+		cp := *c
+		cp.Transport = upgradeCapture{c.Transport}
+		return &cp
 	}
 	tr = tr.Clone()
 	capture := func(dial func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
@@ -443,4 +456,20 @@ func capturingClient(c *http.Client) *http.Client {
 	cp := *c
 	cp.Transport = tr
 	return &cp
+}
+
+// upgradeCapture records the connection of an upgraded answer of the
+// RoundTripper it wraps.
+type upgradeCapture struct{ rt http.RoundTripper }
+
+func (u upgradeCapture) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := u.rt.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		if r, ok := req.Context().Value(rawConnKey{}).(*rawConn); ok {
+			if conn, ok := resp.Body.(io.Closer); ok {
+				r.set(conn)
+			}
+		}
+	}
+	return resp, err
 }

@@ -2,6 +2,7 @@ package wsstream
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -72,6 +73,9 @@ func server(t *testing.T, serve func(ctx context.Context, n int, c *websocket.Co
 	t.Helper()
 	var mu sync.Mutex
 	conns := 0
+	// A hijacked request's context never ends: serve gets one that ends
+	// with the test, before the server closes.
+	ctx, cancel := context.WithCancel(context.Background())
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
@@ -82,9 +86,10 @@ func server(t *testing.T, serve func(ctx context.Context, n int, c *websocket.Co
 		n := conns
 		conns++
 		mu.Unlock()
-		serve(r.Context(), n, c)
+		serve(ctx, n, c)
 	}))
 	t.Cleanup(srv.Close)
+	t.Cleanup(cancel)
 	return "ws" + strings.TrimPrefix(srv.URL, "http"), func() int { mu.Lock(); defer mu.Unlock(); return conns }
 }
 
@@ -223,10 +228,11 @@ func TestPingTimeoutReplacesSilentConnection(t *testing.T) {
 
 func TestBusyHandlerIsNotMistakenForDeadPeer(t *testing.T) {
 	url, conns := server(t, func(ctx context.Context, _ int, c *websocket.Conn) {
-		go func() { _, _, _ = c.Read(ctx) }()
+		read := make(chan struct{})
+		go func() { defer close(read); _, _, _ = c.Read(ctx) }()
 		_ = c.Write(ctx, websocket.MessageText, []byte(`1`))
 		_ = c.Write(ctx, websocket.MessageText, []byte(`2`))
-		<-ctx.Done()
+		<-read // until the client goes
 	})
 	rec := newRecorder()
 	rec.block = make(chan struct{})
@@ -441,9 +447,11 @@ func TestRedirects(t *testing.T) {
 // frame (it stops reading) holds the shutdown for CloseTimeout, not for
 // the library's 5 s.
 //
-// It holds for both ways the read is ended: closing the TCP connection the
-// dial opened (an *http.Transport, the usual client), and cancelling the
-// read's context (any other RoundTripper, whose dials cannot be seen).
+// It holds for both ways the connection is seen: the TCP connection the
+// dial opened (an *http.Transport, the usual client), and the body of the
+// upgraded answer (any other RoundTripper, whose dials cannot be seen).
+// Ending the read by its context alone lost a race now and then: the
+// library's close handshake could take the read lock first, for 5 s.
 func TestShutdownDoesNotWaitForADeafPeer(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
@@ -535,5 +543,37 @@ func TestUnreachableStreamIsReportedOncePerInterval(t *testing.T) {
 				t.Fatalf("%d warnings a retry; want none", n)
 			}
 		})
+	}
+}
+
+// TestReconnectsAtOnceAfterFrames: a link that resets each connection
+// after a frame, as a middlebox losing its state does. The source resumes
+// at once after each connection that delivered a frame (a live stream
+// moves on while it waits), where a connection that delivered nothing
+// still backs off.
+func TestReconnectsAtOnceAfterFrames(t *testing.T) {
+	url, conns := server(t, func(ctx context.Context, n int, c *websocket.Conn) {
+		if n < 5 {
+			_ = c.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf(`{"match_id":%d}`, n+1)))
+		}
+		// Then drop the connection without a close frame.
+	})
+	rec := newRecorder()
+	began := time.Now()
+	start(t, Config{URL: url, BackoffMin: 2 * time.Second, BackoffMax: 4 * time.Second}, rec)
+	rec.wait(t, 5)
+	if took := time.Since(began); took > time.Second {
+		t.Errorf("5 connections of one frame each took %v, want no backoff between them (BackoffMin 2s)", took)
+	}
+	// The sixth connection delivers nothing: the seventh waits at least
+	// half of BackoffMin.
+	deadline := time.Now().Add(5 * time.Second)
+	for conns() < 6 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	sixth := time.Now()
+	time.Sleep(700 * time.Millisecond)
+	if n := conns(); n != 6 {
+		t.Errorf("%d connections %v after the sixth, which delivered nothing; want no seventh before the backoff", n, time.Since(sixth))
 	}
 }

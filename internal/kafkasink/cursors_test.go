@@ -1,0 +1,135 @@
+package kafkasink
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dota-data/ingestion-service/internal/kafkatest"
+)
+
+// cursorTxn is one transaction of cursor records, key to value; a nil
+// value is a tombstone.
+type cursorTxn struct {
+	records []kgo.Record
+	commit  bool
+}
+
+// writeCursors writes each transaction to topic with a transactional
+// producer, committing or aborting it.
+func writeCursors(ctx context.Context, t *testing.T, cluster *kafkatest.Cluster, topic string, txns []cursorTxn) {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(cluster.Brokers...),
+		kgo.DefaultProduceTopic(topic),
+		kgo.TransactionalID("cursors-" + topic),
+	}, cluster.Opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i, txn := range txns {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatalf("transaction %d: %v", i, err)
+		}
+		for _, r := range txn.records {
+			if err := cl.ProduceSync(ctx, &r).FirstErr(); err != nil {
+				t.Fatalf("transaction %d: produce %s: %v", i, r.Key, err)
+			}
+		}
+		if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(txn.commit)); err != nil {
+			t.Fatalf("transaction %d: end: %v", i, err)
+		}
+	}
+}
+
+func cursor(key, value string) kgo.Record {
+	return kgo.Record{Key: []byte(key), Value: []byte(value)}
+}
+
+// TestReadCursors: the last committed value of each key is returned, a
+// tombstone deletes its key, an aborted transaction's values do not show,
+// match filters the keys, and a missing topic is reported as such.
+func TestReadCursors(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	writeCursors(ctx, t, cluster, topic, []cursorTxn{
+		{commit: true, records: []kgo.Record{
+			cursor("scan", "s1"), cursor("rescan", "r1"), cursor("backfill", "b1"), cursor("other", "o1"),
+		}},
+		{commit: true, records: []kgo.Record{
+			cursor("scan", "s2"), {Key: []byte("backfill")}, cursor("empty", ""),
+		}},
+		{commit: false, records: []kgo.Record{
+			cursor("scan", "aborted"), cursor("rescan", "aborted"), cursor("new", "aborted"),
+		}},
+		{commit: true, records: []kgo.Record{
+			cursor("rescan", "r2"),
+		}},
+	})
+	// Wait for the transactions' markers: a broker writes them after it
+	// answers the commit.
+	cluster.ReadCommitted(t, topic, 30*time.Second)
+
+	cfg := Config{Brokers: cluster.Brokers, ExtraOpts: cluster.Opts}
+	tests := []struct {
+		name    string
+		topic   string
+		match   func(string) bool
+		want    map[string]string
+		wantErr error
+	}{
+		{
+			name:  "every key",
+			topic: topic,
+			want:  map[string]string{"scan": "s2", "rescan": "r2", "other": "o1", "empty": ""},
+		},
+		{
+			name:  "matched keys",
+			topic: topic,
+			match: func(k string) bool { return strings.HasSuffix(k, "scan") || k == "backfill" || k == "new" },
+			want:  map[string]string{"scan": "s2", "rescan": "r2"},
+		},
+		{
+			name:  "one key",
+			topic: topic,
+			match: func(k string) bool { return k == "other" },
+			want:  map[string]string{"other": "o1"},
+		},
+		{
+			name:  "no key",
+			topic: topic,
+			match: func(string) bool { return false },
+			want:  map[string]string{},
+		},
+		{
+			name:    "missing topic",
+			topic:   topic + "-missing",
+			wantErr: ErrTopicMissing,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ReadCursors(ctx, cfg, tt.topic, tt.match)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.topic) {
+					t.Fatalf("ReadCursors = %v, %v; want an error wrapping %v naming %s", got, err, tt.wantErr, tt.topic)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.EqualFunc(got, tt.want, func(v []byte, w string) bool { return v != nil && string(v) == w }) {
+				t.Fatalf("ReadCursors = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
