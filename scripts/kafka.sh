@@ -339,7 +339,16 @@ start_node() {
 		-Dlog4j2.configurationFile="$CONF_DIR/log4j2.properties" \
 		-cp "$LIB_DIR/*" kafka.Kafka "$dir/server.properties" \
 		>>"$dir/stdout.log" 2>&1 </dev/null &
-	echo "$!" >"$dir/pid"
+	local pid=$! i
+	echo "$pid" >"$dir/pid"
+	# Until the child executes java it is a copy of this script, whose
+	# command line node_pid does not recognise: a node_pid in that window
+	# took a starting node for one that had exited.
+	for ((i = 0; i < 100; i++)); do
+		node_pid "$n" >/dev/null && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
 }
 
 node_ready() {

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,6 +53,10 @@ func TestNetFaultsFleet(t *testing.T) {
 		e["API_PPROF"] = "true"
 	})
 	settle(t, replicas, stream)
+	// Each fault begins on a settled fleet: its leader writing, not still
+	// taking over (a promotion under the first fault measured that
+	// instead).
+	waitFleetSettled(t, replicas, "before the faults")
 	mons := make([]*monitor, len(replicas))
 	for i, r := range replicas {
 		mons[i] = startMonitor(t, r, 250*time.Millisecond)
@@ -60,7 +65,7 @@ func TestNetFaultsFleet(t *testing.T) {
 	var phases []fleetPhase
 	var marks []int
 	mark := func() { marks = append(marks, len(stream.all())) }
-	for _, f := range append(faultproxy.Scenarios(), cutOff) {
+	for _, f := range netScenarios(t, append(faultproxy.Scenarios(), cutOff)) {
 		links := netLinks{kafka: brokers, source: sources}
 		leader := waitOneLeader(t, replicas, time.Minute)
 		if f.Name == cutOff.Name {
@@ -162,7 +167,8 @@ func runFleetPhase(t *testing.T, replicas []*service, mons []*monitor, links net
 }
 
 // waitFleetSettled waits until one replica leads, every replica is ready
-// and the leader holds nothing, and returns the leader.
+// and the leader holds nothing, and returns the leader; what names the
+// moment in the failure.
 func waitFleetSettled(t *testing.T, replicas []*service, what string) int {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
@@ -178,7 +184,13 @@ func waitFleetSettled(t *testing.T, replicas []*service, what string) int {
 			return l[0]
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: 3 minutes after the heal, leaders %v, %d of %d replicas ready", what, l, ready, len(replicas))
+			var state strings.Builder
+			for i, r := range replicas {
+				fmt.Fprintf(&state, "\nreplica %d: holds %v records (buffer, in flight, spool); readiness %s", i,
+					[]float64{r.metric(t, "ingestion_buffer_records"), r.metric(t, "ingestion_inflight_records"), r.metric(t, "ingestion_spool_records")},
+					r.readiness().body)
+			}
+			t.Fatalf("%s: 3 minutes on, leaders %v, %d of %d replicas ready:%s", what, l, ready, len(replicas), state.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -44,6 +44,26 @@ func netFaultSeconds(t *testing.T) time.Duration {
 	return time.Minute
 }
 
+// netScenarios returns the faults to run: every one of
+// faultproxy.Scenarios, or those whose name contains NETFAULT_ONLY (to
+// repeat one fault while chasing what it does).
+func netScenarios(t *testing.T, all []faultproxy.Scenario) []faultproxy.Scenario {
+	only := os.Getenv("NETFAULT_ONLY")
+	if only == "" {
+		return all
+	}
+	var out []faultproxy.Scenario
+	for _, s := range all {
+		if strings.Contains(s.Name, only) {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("NETFAULT_ONLY=%q names none of the faults", only)
+	}
+	return out
+}
+
 // The bounds every phase must keep.
 const (
 	netRSSBound      = 64 << 10 // KiB
@@ -318,7 +338,7 @@ func runLiveSource(t *testing.T, scenario, sourceURL string, env func(url string
 	})
 	mon := startMonitor(t, svc, 250*time.Millisecond)
 	var marks []int
-	phases := runPhases(t, svc, mon, netLinks{kafka: kafka, source: []*faultproxy.Proxy{source}}, faultproxy.Scenarios(), netFaultSeconds(t),
+	phases := runPhases(t, svc, mon, netLinks{kafka: kafka, source: []*faultproxy.Proxy{source}}, netScenarios(t, faultproxy.Scenarios()), netFaultSeconds(t),
 		"ingestion_matches_published_total", drained, func() { marks = append(marks, len(sent())) })
 	mon.halt()
 	checkLiveSource(t, scenario, svc, cluster, topic, phases, marks, sent())
@@ -376,7 +396,7 @@ func checkLiveSource(t *testing.T, scenario string, svc *service, cluster *kafka
 func TestNetFaultsSteam(t *testing.T) {
 	t.Parallel()
 	d := netFaultSeconds(t)
-	faults := faultproxy.Scenarios()
+	faults := netScenarios(t, faultproxy.Scenarios())
 	cluster, kafka := kafkatest.StartFakeBehindProxies(t, 3)
 	ids, objects := cluster.Topic(t, 3), cluster.Topic(t, 3)
 	fake, steamURL := steamfake.Start(t, steamfake.Options{Count: 200, LateFraction: 0.05, LateBy: 600, HiddenEvery: 100})
