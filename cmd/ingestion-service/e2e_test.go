@@ -173,10 +173,27 @@ func startService(t *testing.T, env map[string]string, args ...string) *service 
 			<-s.done
 		}
 		if t.Failed() {
-			t.Logf("service output:\n%s", tail(s.out.String(), 4000))
+			t.Logf("service output (progress lines left out but the last):\n%s", tail(eventful(s.out.String()), 12000))
 		}
 	})
 	return s
+}
+
+// eventful returns a service's output without its periodic progress
+// lines but the last, which would crowd out of a failed test's tail the
+// events that say what happened.
+func eventful(out string) string {
+	var b strings.Builder
+	last := ""
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, `"Ingestion progress"`) || strings.Contains(line, "msg=\"Ingestion progress\"") {
+			last = line
+			continue
+		}
+		b.WriteString(line)
+	}
+	b.WriteString(last)
+	return b.String()
 }
 
 func tail(s string, n int) string {

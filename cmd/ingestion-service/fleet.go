@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dota-data/ingestion-service/internal/backoff"
 	"github.com/dota-data/ingestion-service/internal/config"
 	"github.com/dota-data/ingestion-service/internal/fleet"
 	"github.com/dota-data/ingestion-service/internal/kafkasink"
@@ -94,6 +95,13 @@ type fleetController struct {
 	srcCancel context.CancelFunc
 	srcDone   chan error
 	resigned  time.Time // when this replica last handed over the lead
+	handoff   *handOff  // while standing by with matches kept from a lead
+}
+
+// handOff is a standby's delivery of the matches it kept from its lead.
+type handOff struct {
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // run follows the role until ctx ends. It leaves the replica in its
@@ -103,10 +111,20 @@ func (c *fleetController) run(ctx context.Context) {
 	retry.Stop()
 	watch := time.NewTicker(time.Second)
 	defer watch.Stop()
+	// What an earlier run spooled and did not deliver is this replica's
+	// to hand on, should it not lead.
+	c.startHandOff()
+	reachDone := make(chan struct{})
+	go func() {
+		defer close(reachDone)
+		c.followReach(ctx)
+	}()
+	defer func() { <-reachDone }()
 	for {
 		select {
 		case <-ctx.Done():
 			retry.Stop()
+			c.endHandOff(true)
 			return
 		case <-watch.C:
 			c.watchSource(ctx)
@@ -135,6 +153,7 @@ func (c *fleetController) run(ctx context.Context) {
 // promote makes this replica the writer. It reports false if the writer
 // could not start (Kafka unreachable): run tries again.
 func (c *fleetController) promote(ctx context.Context) bool {
+	c.endHandOff(false)
 	if c.src.ownWriter {
 		c.leading = true
 		c.startSource(ctx)
@@ -159,8 +178,12 @@ func (c *fleetController) promote(ctx context.Context) bool {
 	// From now on the pipeline publishes; then hand on what the window
 	// held and the old leader had not delivered.
 	c.sw.set(c.relay.rl)
-	held := c.window.Drain()
-	since := time.Now().Add(-c.cfg.Fleet.StandbyWindow - time.Minute) // a minute for clock skew
+	held, oldest := c.window.Drain()
+	since := time.Now().Add(-c.cfg.Fleet.StandbyWindow)
+	if !oldest.IsZero() {
+		since = oldest // the window kept more while Kafka was out of reach
+	}
+	since = since.Add(-time.Minute) // for clock skew
 	readCtx, cancelRead := context.WithTimeout(ctx, 30*time.Second)
 	delivered, err := c.sink.RecentIDs(readCtx, since, fleet.MaxWindowRecords)
 	cancelRead()
@@ -211,6 +234,37 @@ func (c *fleetController) matchBacklog(ctx context.Context) {
 	c.log.Info("Matching the backlog from an earlier lead against the topic",
 		"held", held, "oldest", st.Oldest.UTC().Format(time.RFC3339), "ids_read", len(delivered))
 	c.relay.rl.SkipDelivered(delivered)
+}
+
+// followReach keeps the standby window whole while this replica cannot
+// reach Kafka or is out of the fleet's group, until ctx ends: it cannot
+// tell then whether a leader writes what the stream sends, and when every
+// replica is cut off for longer than the window's age, the first to lead
+// again must hold the whole outage. It runs on its own, since a demotion
+// can wait on Kafka for as long as the writer takes to give up.
+func (c *fleetController) followReach(ctx context.Context) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	kept := false
+	for {
+		keep := !c.sink.Status().Up || !c.elector.Status().Up
+		if keep != kept {
+			c.window.Keep(keep)
+			kept = keep
+			if c.elector.Role() != fleet.Leader {
+				if keep {
+					c.log.Warn("Kafka or the fleet's group is out of this replica's reach: the standby window keeps every match until it is back", "held", c.window.Len())
+				} else {
+					c.log.Info("Kafka and the fleet's group are within reach again: the standby window keeps what it holds for one more window, then the last matches alone", "held", c.window.Len())
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // watchSource hands the lead to a standby when this replica leads but
@@ -287,4 +341,86 @@ func (c *fleetController) demote() {
 	c.sink.Deactivate(ctx)
 	c.leading = false
 	c.log.Info("Standing by")
+	c.startHandOff()
+}
+
+// held returns how many matches the relay holds: in memory, in flight
+// and in the spool.
+func (c *fleetController) held() int64 {
+	st := c.relay.rl.Stats()
+	return int64(st.Memory) + st.InFlight + st.SpoolRecords
+}
+
+// startHandOff, on a standby whose relay holds matches from a lead (its
+// writer could not commit them before it lost the lead, or an earlier
+// run spooled them), hands them on in the background. No other replica
+// may have them: when Kafka was out of reach of every replica for longer
+// than the standby window, the new leader's window holds only the
+// window's last matches of the outage. It waits a session timeout, for
+// the new leader to take over and publish its window, then leaves out
+// what the topic holds and writes the rest through the sink's plain
+// producer, until the relay holds nothing. Promotion ends it.
+func (c *fleetController) startHandOff() {
+	if c.handoff != nil || c.src.ownWriter || c.held() == 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &handOff{cancel: cancel, done: make(chan struct{})}
+	c.handoff = h
+	go func() {
+		defer close(h.done)
+		c.handOn(ctx)
+	}()
+}
+
+// handOn is the hand-off's goroutine. It owns the relay's runner until
+// ctx ends; should ctx end while the relay hands on, it leaves it
+// running, for endHandOff to stop or shutdown to drain.
+func (c *fleetController) handOn(ctx context.Context) {
+	if !backoff.Wait(ctx, c.cfg.Fleet.SessionTimeout) {
+		return
+	}
+	held := c.held()
+	if held == 0 {
+		return
+	}
+	start := time.Now()
+	c.log.Warn("Handing on the matches kept from this replica's lead, which no other replica may have: those the topic lacks go through a producer of this standby's own",
+		"held", held)
+	c.matchBacklog(ctx)
+	if ctx.Err() != nil {
+		return
+	}
+	c.sink.HandOff(true)
+	c.relay.start()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for c.held() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	c.relay.stop()
+	c.sink.HandOff(false)
+	c.log.Info("Handed on the matches kept from the lead", "held", held, "took", time.Since(start).Round(time.Millisecond).String())
+}
+
+// endHandOff stops a hand-off under way and waits for it. For a
+// promotion (drain false) the relay stops, and the sink writes through
+// its transactional producer alone again; at shutdown (drain true) a
+// relay handing on keeps running, for the shutdown to drain.
+func (c *fleetController) endHandOff(drain bool) {
+	h := c.handoff
+	if h == nil {
+		return
+	}
+	h.cancel()
+	<-h.done
+	c.handoff = nil
+	if !drain {
+		c.relay.stop()
+		c.sink.HandOff(false)
+	}
 }

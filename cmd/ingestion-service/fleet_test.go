@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/dota-data/ingestion-service/internal/faultproxy"
 	"github.com/dota-data/ingestion-service/internal/kafkatest"
 )
 
@@ -326,4 +327,81 @@ func TestFleetZombieRecovers(t *testing.T) {
 	if tl.duplicates != 0 {
 		t.Fatalf("%d duplicates in the committed topic, want none", tl.duplicates)
 	}
+}
+
+// TestFleetStandbyHandsOnItsSpool: a replica leads alone, Kafka goes out
+// of its reach, and it is stopped before it can deliver: its spool keeps
+// what it read. Another replica leads from then on. Started again on its
+// spool, the first is a standby, and what it kept is in no one's window:
+// it hands it on, once, through a producer of its own. Every ID the
+// stream sent while a replica was connected reaches the topic.
+func TestFleetStandbyHandsOnItsSpool(t *testing.T) {
+	cluster, kafka := kafkatest.StartFakeBehindProxies(t, 1)
+	topic := cluster.Topic(t, 3)
+	stream := newBroadcast(t, 9_700_000_001, 200)
+	env := fleetEnv(t, cluster, topic, stream.url)
+	env["KAFKA_BOOTSTRAP_SERVERS"] = strings.Join(kafkatest.Addrs(kafka), ",")
+	env["STANDBY_WINDOW"] = "10s"
+	env["SHUTDOWN_TIMEOUT"] = "3s"
+	envA, envB := maps.Clone(env), maps.Clone(env)
+	envA["SPOOL_DIR"] = filepath.Join(t.TempDir(), "a")
+	envB["SPOOL_DIR"] = filepath.Join(t.TempDir(), "b")
+
+	a := startService(t, envA)
+	waitOneLeader(t, []*service{a}, time.Minute)
+	a.waitFor(t, "the leader publishing", time.Minute, func() bool {
+		return a.metric(t, "ingestion_matches_published_total") >= 200
+	})
+	for _, p := range kafka {
+		p.Set(faultproxy.Fault{Blackhole: true})
+	}
+	time.Sleep(2 * time.Second) // less than the session timeout: it still leads
+	if code, _ := a.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("the first replica exited %d", code)
+	}
+	for _, p := range kafka {
+		p.Set(faultproxy.Fault{})
+	}
+	b := startService(t, envB)
+	waitOneLeader(t, []*service{b}, time.Minute)
+	a = startService(t, envA)
+	both := []*service{a, b}
+	a.waitFor(t, "the restarted replica standing by and holding nothing", time.Minute, func() bool {
+		return a.metric(t, "ingestion_fleet_leader") == 0 && a.holdsNothing(t)
+	})
+	stream.Stop()
+	b.waitFor(t, "everything delivered", time.Minute, func() bool { return allHoldNothing(t, both) })
+	for _, s := range both {
+		if code, _ := s.stop(t, 30*time.Second); code != 0 {
+			t.Errorf("exit status %d", code)
+		}
+	}
+	recs := cluster.ReadCommitted(t, topic, time.Minute)
+	tl, missing := fleetTally(stream, recs)
+	handedOn := 0
+	for _, r := range recs {
+		if !r.Attrs.IsTransactional() {
+			handedOn++
+		}
+	}
+	t.Logf("the stream sent %d IDs; committed topic: %s; %d handed on outside a transaction", len(stream.all()), tl, handedOn)
+	if tl.missing != 0 || tl.unexpected != 0 || tl.duplicates != 0 {
+		t.Errorf("tally %s; first missing %v", tl, head(missing))
+	}
+	if handedOn == 0 || !strings.Contains(a.out.String(), "Handed on the matches kept from the lead") {
+		t.Errorf("the restarted standby handed on %d records", handedOn)
+	}
+}
+
+// allHoldNothing reports whether no replica holds a match: none in its
+// relay's memory, in flight or in its spool. A nil replica (killed) holds
+// nothing.
+func allHoldNothing(t *testing.T, replicas []*service) bool {
+	t.Helper()
+	for _, r := range replicas {
+		if r != nil && !r.holdsNothing(t) {
+			return false
+		}
+	}
+	return true
 }

@@ -83,8 +83,7 @@ func TestNetFaultsFleet(t *testing.T) {
 	}
 
 	stream.Stop()
-	last := replicas[waitOneLeader(t, replicas, time.Minute)]
-	last.waitFor(t, "everything held delivered", 2*time.Minute, func() bool { return last.holdsNothing(t) })
+	waitAllDelivered(t, replicas)
 	(&replicaSet{t: t, replicas: replicas}).stopAll()
 	recs := c.ReadCommitted(t, topic, time.Minute)
 	tl, _ := fleetTally(stream, recs)
@@ -117,7 +116,7 @@ func TestNetFaultsFleet(t *testing.T) {
 }
 
 // runFleetPhase holds f on links for d, heals it, and waits until one
-// replica leads, every replica is ready and the leader holds nothing.
+// replica leads, every replica is ready and none has a backlog.
 // leader is the replica that led when the fault began.
 func runFleetPhase(t *testing.T, replicas []*service, mons []*monitor, links netLinks, f faultproxy.Scenario, leader int, d time.Duration) fleetPhase {
 	t.Helper()
@@ -167,8 +166,8 @@ func runFleetPhase(t *testing.T, replicas []*service, mons []*monitor, links net
 }
 
 // waitFleetSettled waits until one replica leads, every replica is ready
-// and the leader holds nothing, and returns the leader; what names the
-// moment in the failure.
+// and none has a backlog (a standby hands on what it kept from a lead),
+// and returns the leader; what names the moment in the failure.
 func waitFleetSettled(t *testing.T, replicas []*service, what string) int {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
@@ -180,7 +179,7 @@ func waitFleetSettled(t *testing.T, replicas []*service, what string) int {
 				ready++
 			}
 		}
-		if len(l) == 1 && ready == len(replicas) && replicas[l[0]].holdsNothing(t) {
+		if len(l) == 1 && ready == len(replicas) && noBacklog(t, replicas, l[0]) {
 			return l[0]
 		}
 		if time.Now().After(deadline) {
@@ -206,4 +205,105 @@ func slowest(ds []time.Duration) time.Duration {
 		out = max(out, d)
 	}
 	return out
+}
+
+// TestFleetOutageLongerThanTheWindow: Kafka out of reach of every replica
+// for three standby windows, then back for the standbys first, so that
+// one of them leads. While Kafka is out of a replica's reach its window
+// keeps every match (no leader can be known to write them), so the new
+// leader holds the whole outage and publishes what the topic lacks; the
+// old leader, a standby once its links heal, hands on what its relay
+// kept that the topic lacks. Nothing the stream sent is missing, and
+// duplicates stay within a window.
+func TestFleetOutageLongerThanTheWindow(t *testing.T) {
+	const rate = 100
+	const window = 10 * time.Second
+	c := needRealCluster(t, 3)
+	sets := kafkatest.ProxySets(t, 3)
+	topic := createFleetTopic(t, c)
+	stream := newBroadcast(t, 9_600_000_001, rate)
+	env := fleetEnv(t, c.Cluster, topic, stream.url)
+	env["STANDBY_WINDOW"] = window.String()
+	replicas := startReplicas(t, env, 3, func(i int, e map[string]string) {
+		e["KAFKA_BOOTSTRAP_SERVERS"] = strings.Join(kafkatest.Addrs(sets[i]), ",")
+	})
+	settle(t, replicas, stream)
+	old := waitFleetSettled(t, replicas, "before the outage")
+	cut := func(i int, f faultproxy.Fault) {
+		for _, p := range sets[i] {
+			p.Set(f)
+		}
+	}
+	for i := range replicas {
+		cut(i, faultproxy.Fault{Blackhole: true})
+	}
+	t.Logf("Kafka cut off from every replica for %s; replica %d led", 3*window, old)
+	time.Sleep(3 * window)
+	for i := range replicas {
+		if i != old {
+			cut(i, faultproxy.Fault{})
+		}
+	}
+	var next int
+	replicas[old].waitFor(t, "a standby leading", time.Minute, func() bool {
+		l := leaders(t, replicas)
+		if len(l) == 1 && l[0] != old {
+			next = l[0]
+			return true
+		}
+		return false
+	})
+	t.Logf("replica %d leads; the old leader's links heal", next)
+	cut(old, faultproxy.Fault{})
+	waitFleetSettled(t, replicas, "after the outage")
+	stream.Stop()
+	waitAllDelivered(t, replicas)
+	out := replicas[old].out.String()
+	(&replicaSet{t: t, replicas: replicas}).stopAll()
+	recs := c.ReadCommitted(t, topic, time.Minute)
+	tl, missing := fleetTally(stream, recs)
+	t.Logf("the stream sent %d IDs; committed topic: %s", len(stream.all()), tl)
+	if tl.missing != 0 || tl.unexpected != 0 {
+		t.Errorf("tally %s; first missing %v", tl, head(missing))
+	}
+	if tl.duplicates > int(window.Seconds())*rate {
+		t.Errorf("%d duplicates: more than a standby window holds", tl.duplicates)
+	}
+	handedOn := checkOneWriterAtATime(t, recs)
+	t.Logf("the old leader handed on %d records the new leader's window lacked", handedOn)
+	if !strings.Contains(out, "Matching the backlog from an earlier lead against the topic") {
+		t.Errorf("the old leader did not match what it kept against the topic:\n%s", tail(eventful(out), 4000))
+	}
+}
+
+// noBacklog reports whether no replica has a backlog: the leader (at
+// index leader) has nothing in its relay's memory or spool, only records
+// under way to Kafka, which a live stream always has, and the standbys
+// hold nothing at all.
+func noBacklog(t *testing.T, replicas []*service, leader int) bool {
+	t.Helper()
+	for i, r := range replicas {
+		switch {
+		case r == nil:
+		case i == leader:
+			if r.metric(t, "ingestion_buffer_records") != 0 || r.metric(t, "ingestion_spool_records") != 0 {
+				return false
+			}
+		case !r.holdsNothing(t):
+			return false
+		}
+	}
+	return true
+}
+
+// waitAllDelivered waits until no replica holds a match.
+func waitAllDelivered(t *testing.T, replicas []*service) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !allHoldNothing(t, replicas) {
+		if time.Now().After(deadline) {
+			t.Fatal("2 minutes on, a replica still holds matches")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

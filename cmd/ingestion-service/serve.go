@@ -232,6 +232,9 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	log.Info("Shutting down", "timeout", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// A fleet writer's commit that waits on Kafka past the timeout holds
+	// every record the relay hands it: it gives up then.
+	defer context.AfterFunc(shutdownCtx, sink.Abandon)()
 
 	// 0. In a fleet, keep the current role from here on. The Steam scans
 	// end their pages under way (committed or not) and stop.

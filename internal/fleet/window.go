@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,11 +20,17 @@ const MaxWindowRecords = 1 << 20
 // pipeline publishes to it instead of Kafka while the replica does not
 // lead, and on promotion Drain hands them on, so that what the old leader
 // had not yet written is not lost. It forgets a match once it is older
-// than the window's age, or once MaxWindowRecords newer ones arrived. It is
-// safe for concurrent use.
+// than the window's age, or once MaxWindowRecords newer ones arrived;
+// while Keep says so (Kafka is out of this replica's reach, so no leader
+// can be known to write) it forgets by number alone. It is safe for
+// concurrent use.
 type Window struct {
-	age time.Duration
-	now func() time.Time
+	age  time.Duration
+	now  func() time.Time
+	keep atomic.Bool
+	// keptUntil is when keeping last ended, in Unix nanoseconds: what was
+	// kept stays a window longer.
+	keptUntil atomic.Int64
 
 	mu    sync.Mutex
 	ms    []match.Match
@@ -76,18 +83,38 @@ func (w *Window) Publish(_ context.Context, m match.Match) error {
 	return nil
 }
 
+// Keep makes the window keep every match it holds, whatever its age
+// (up to MaxWindowRecords), while on is true and for the window's age
+// after: while this replica cannot reach Kafka or the fleet's group, it
+// cannot tell whether a leader writes what the stream sends, and when
+// every replica is cut off for longer than the window's age, what the
+// first to lead again holds is all the fleet has of the outage. The age
+// after lets a leader take over (within a session timeout, shorter than
+// the window) before the standbys forget the outage, and lets the replica
+// that becomes that leader keep it until it publishes it.
+func (w *Window) Keep(on bool) {
+	if !on && w.keep.Load() {
+		w.keptUntil.Store(w.now().UnixNano())
+	}
+	w.keep.Store(on)
+}
+
 // Drain returns the matches still within the window, oldest first, and
-// empties it.
-func (w *Window) Drain() []match.Match {
+// when the oldest of them arrived (zero if none), and empties it.
+func (w *Window) Drain() ([]match.Match, time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.expire(w.now().UnixNano())
+	var oldest time.Time
+	if w.n > 0 {
+		oldest = time.Unix(0, w.times[w.head])
+	}
 	out := make([]match.Match, 0, w.n)
 	for w.n > 0 {
 		out = append(out, w.pop())
 	}
 	w.size.Set(0)
-	return out
+	return out, oldest
 }
 
 // Len returns how many matches the window holds.
@@ -98,6 +125,9 @@ func (w *Window) Len() int {
 }
 
 func (w *Window) expire(now int64) {
+	if w.keep.Load() || now < w.keptUntil.Load()+int64(w.age) {
+		return
+	}
 	limit := now - int64(w.age)
 	for w.n > 0 && w.times[w.head] < limit {
 		w.pop()

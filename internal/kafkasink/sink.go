@@ -80,6 +80,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Sink, error)
 		state:   health.NewState("no metadata response from the brokers yet"),
 		failLog: rate.NewLimiter(failLogRate, failLogBurst),
 	}
+	s.txn.abandoned, s.txn.abandon = context.WithCancel(context.Background())
 	s.clientLog = ClientLogger(log.With("client", "franz-go"))
 	opts = append([]kgo.Opt{kgo.WithLogger(s.clientLog)}, opts...)
 	s.client, err = kgo.NewClient(opts...)
@@ -109,6 +110,7 @@ type record struct {
 	ctx   recordContext
 	token uint64
 	done  DeliveryFunc
+	plain bool // handed on through the plain client by an inactive transactional sink (HandOff)
 	buf   [2*20 + len(`{"match_id":}`)]byte
 }
 
@@ -201,7 +203,12 @@ func (s *Sink) Produce(ctx context.Context, m match.Match, token uint64, done De
 		s.txn.gate.RLock()
 		defer s.txn.gate.RUnlock()
 		if s.txn.cl == nil {
-			return ErrNotLeader
+			if !s.txn.handoff.Load() {
+				return ErrNotLeader
+			}
+			r.plain = true
+			s.client.Produce(ctx, &r.Record, s.promise)
+			return nil
 		}
 		s.txn.cl.Produce(ctx, &r.Record, s.promise)
 		return nil
@@ -258,7 +265,7 @@ func (s *Sink) onDelivery(kr *kgo.Record, err error) {
 	switch {
 	case err != nil:
 		s.deliveryFailed(r, err)
-	case s.transactional():
+	case s.transactional() && !r.plain:
 		// Acknowledged, but delivered only once its transaction commits.
 		s.txn.mu.Lock()
 		s.txn.pending = append(s.txn.pending, r)
@@ -413,14 +420,11 @@ func (s *Sink) Failed() int64 { return s.failed.Load() }
 
 // Buffered returns how many records await an acknowledgement.
 func (s *Sink) Buffered() int64 {
-	if s.transactional() {
-		cl := s.txn.live.Load()
-		if cl == nil {
-			return 0
-		}
-		return cl.BufferedProduceRecords()
+	n := s.client.BufferedProduceRecords() // a transactional sink's hand-off
+	if cl := s.txn.live.Load(); cl != nil {
+		n += cl.BufferedProduceRecords()
 	}
-	return s.client.BufferedProduceRecords()
+	return n
 }
 
 // Status reports whether Kafka currently accepts the sink's records.

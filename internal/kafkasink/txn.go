@@ -44,7 +44,25 @@ type txn struct {
 	pending []*record // acknowledged in the open transaction, not yet committed
 
 	onFenced func() // told, once per activation, that the sink was fenced
+
+	// handoff makes an inactive sink produce through its plain client
+	// (HandOff).
+	handoff atomic.Bool
+
+	// abandoned ends, with Abandon, every wait on Kafka to end a
+	// transaction, present and future.
+	abandoned context.Context
+	abandon   context.CancelFunc
 }
+
+// Abandon makes a transactional sink stop waiting on Kafka to end its
+// transactions: a commit under way, and each one after, gives up (the
+// client takes some seconds to let go of a request Kafka holds), aborted,
+// and its records go back to their owners (the relay keeps them
+// in the spool). A commit holds every Produce while it waits, and over a
+// link that holds bytes without a reset it waits until Kafka is back:
+// shutdown calls Abandon when its time is up, so that it ends on time.
+func (s *Sink) Abandon() { s.txn.abandon() }
 
 // transactional reports whether the sink writes through transactions.
 func (s *Sink) transactional() bool { return s.cfg.TransactionalID != "" }
@@ -102,6 +120,7 @@ func (s *Sink) Activate(ctx context.Context, onFenced func()) error {
 		cl.Close()
 		return fmt.Errorf("kafka sink: begin a transaction: %w", err)
 	}
+	s.txn.handoff.Store(false)
 	s.txn.cl = cl
 	s.txn.live.Store(cl)
 	s.txn.onFenced = onFenced
@@ -110,6 +129,20 @@ func (s *Sink) Activate(ctx context.Context, onFenced func()) error {
 	s.lastErrNS.Store(0)
 	s.log.Info("Writing to Kafka as the fleet's single writer", "transactional_id", s.cfg.TransactionalID)
 	return nil
+}
+
+// HandOff makes a transactional sink that is not active write through its
+// plain client (idempotent, not transactional) while on is true, rather
+// than refuse with ErrNotLeader: how a replica that stopped leading hands
+// on the matches it kept from its lead and could not deliver then, which
+// no other replica has. Those records are not fenced, so the caller first
+// leaves out what the topic already holds (RecentIDs); a leader writing
+// the same match meanwhile makes a duplicate, never a loss. Activate ends
+// it. It does nothing on a sink that is not transactional.
+func (s *Sink) HandOff(on bool) {
+	if s.transactional() {
+		s.txn.handoff.Store(on)
+	}
 }
 
 // Deactivate stops a transactional sink writing: the open transaction is
@@ -185,6 +218,9 @@ func (s *Sink) runCommits(ctx context.Context) {
 func (s *Sink) endLocked(ctx context.Context, again bool) {
 	s.txn.endingNS.Store(time.Now().UnixNano())
 	defer s.txn.endingNS.Store(0)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.txn.abandoned, cancel)()
 	cl := s.txn.cl
 	flushErr := cl.Flush(ctx)
 	s.txn.mu.Lock()

@@ -418,3 +418,100 @@ func TestACommitHeldByKafkaHoldsNoReader(t *testing.T) {
 		t.Fatalf("a committed read sees %d matches, want 100", got)
 	}
 }
+
+// TestHandOffWritesOutsideATransaction: an inactive transactional sink
+// refuses records until HandOff, then writes them through its plain
+// producer, outside any transaction, delivered as soon as acknowledged;
+// HandOff(false) refuses again, and Activate ends a hand-off.
+func TestHandOffWritesOutsideATransaction(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := cluster.Topic(t, 3)
+	s, _, _ := newSink(t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: "txn-" + topic, CommitInterval: 20 * time.Millisecond})
+	runSink(t, s)
+	o := newOutcomes()
+	s.HandOff(true)
+	produceRange(t, s, o, 1, 301)
+	o.waitFor(t, 300)
+	if ok, failed, err := o.count(); ok != 300 || failed != 0 {
+		t.Fatalf("handed on: %d delivered, %d failed (%v)", ok, failed, err)
+	}
+	recs := cluster.ReadCommitted(t, topic, 30*time.Second)
+	for _, r := range recs {
+		if r.Attrs.IsTransactional() {
+			t.Fatalf("record %s was written in a transaction", r.Key)
+		}
+	}
+	if len(recs) != 300 {
+		t.Fatalf("a committed read sees %d records, want 300", len(recs))
+	}
+	s.HandOff(false)
+	if err := s.Produce(context.Background(), match.Match{ID: 900}, 900, o.done); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("Produce after HandOff(false) = %v, want ErrNotLeader", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s.HandOff(true)
+	if err := s.Activate(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Deactivate(ctx)
+	if err := s.Produce(context.Background(), match.Match{ID: 901}, 901, o.done); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("Produce after a lead that followed a hand-off = %v, want ErrNotLeader", err)
+	}
+}
+
+// TestAbandonEndsACommitHeldByKafka: a commit the broker holds for ever
+// ends on Abandon, its records handed back failed (the relay keeps them),
+// and Close does not wait on Kafka either.
+func TestAbandonEndsACommitHeldByKafka(t *testing.T) {
+	cluster := kafkatest.StartFake(t) // its broker holds every commit
+	topic := cluster.Topic(t, 3)
+	release := make(chan struct{})
+	held := make(chan struct{}, 1)
+	cluster.Fake.ControlKey(kmsg.EndTxn.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.Fake.KeepControl()
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		cluster.Fake.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	t.Cleanup(func() { close(release) })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, _, _ := leadingSinkWith(ctx, t, Config{Brokers: cluster.Brokers, Topic: topic, TransactionalID: "txn-" + topic, CommitInterval: 50 * time.Millisecond})
+	o := newOutcomes()
+	produceRange(t, s, o, 1, 101)
+	if _, err := recv(ctx, held); err != nil {
+		t.Fatal("no commit reached the broker")
+	}
+	start := time.Now()
+	s.Abandon()
+	o.waitFor(t, 100)
+	if ok, failed, _ := o.count(); ok != 0 || failed != 100 {
+		t.Fatalf("after Abandon: %d delivered, %d failed; want the 100 of the held commit failed", ok, failed)
+	}
+	t.Logf("the held commit's records came back %s after Abandon", time.Since(start).Round(time.Millisecond))
+	closed := make(chan struct{})
+	go func() {
+		_ = s.Close(ctx)
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited on Kafka after Abandon")
+	}
+}
+
+// recv waits for a value on ch until ctx ends.
+func recv[T any](ctx context.Context, ch <-chan T) (T, error) {
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}

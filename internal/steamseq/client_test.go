@@ -206,6 +206,31 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+// TestFailureWaitIsShort: after a run of network or server errors the
+// wait stays under MaxFailureWait whatever BackoffMax, so that the scan
+// goes on within seconds of the link coming back; a Retry-After still
+// makes it longer.
+func TestFailureWaitIsShort(t *testing.T) {
+	s := &Client{cfg: Config{BackoffMin: time.Second, BackoffMax: time.Minute}}
+	tests := []struct {
+		failures   int
+		retryAfter time.Duration
+		min, max   time.Duration
+	}{
+		{0, 0, 500 * time.Millisecond, time.Second},
+		{1, 0, time.Second, 2 * time.Second},
+		{10, 0, MaxFailureWait / 2, MaxFailureWait},
+		{10, 20 * time.Second, 20 * time.Second, 20 * time.Second},
+	}
+	for _, tt := range tests {
+		for range 200 {
+			if d := s.failureWait(tt.failures, tt.retryAfter); d < tt.min || d > tt.max {
+				t.Fatalf("failureWait(%d, %v) = %v, want in [%v, %v]", tt.failures, tt.retryAfter, d, tt.min, tt.max)
+			}
+		}
+	}
+}
+
 func TestRetryAfter(t *testing.T) {
 	tests := []struct {
 		header   string

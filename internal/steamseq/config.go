@@ -68,7 +68,8 @@ type Config struct {
 	// A Retry-After header makes the wait at least that long (at most
 	// MaxRetryAfter).
 	BackoffMin time.Duration
-	// BackoffMax caps the wait after failures; default 60s.
+	// BackoffMax caps the wait after failures; default 60s. The wait
+	// after a network or server error is capped at MaxFailureWait too.
 	BackoffMax time.Duration
 	// RequestTimeout bounds one call, reading the body included; default 30s.
 	RequestTimeout time.Duration
@@ -104,6 +105,14 @@ const (
 	DefaultHeadInterval     = 60 * time.Second
 	DefaultDailyCalls       = 100_000
 )
+
+// MaxFailureWait caps the wait after calls that failed in the network or
+// with a server error, below BackoffMax: such a call cost Steam little,
+// since every call also waits for its key's pace, and the scan should go
+// on within seconds of the link or Steam coming back, not after a minute
+// of doubling (after a minute of resets on every link, with BackoffMax
+// alone, the scan resumed 43 s after the heal).
+const MaxFailureWait = 5 * time.Second
 
 // SkipTries is the least number of failed tries of a one-match page
 // before the cursor steps past that match (see Config.SkipAfter).

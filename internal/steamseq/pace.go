@@ -125,7 +125,7 @@ func (s *Client) call(ctx context.Context, c *cursor, until time.Time, endpoint 
 	if ce != nil {
 		ra = ce.retryAfter
 	}
-	delay := s.backoff(c.failures, ra)
+	delay := s.failureWait(c.failures, ra)
 	c.failures++
 	c.notBefore = time.Now().Add(delay)
 	c.scan.state.Set(false, msg)
@@ -261,6 +261,12 @@ func (s *Client) skipped(c *cursor, from, to int64) {
 	s.m.skipped.WithLabelValues(c.name).Inc()
 	c.scan.log.Error("Stepped past a broken match: Steam kept failing to serve it",
 		"cursor", c.name, "from_seq", from, "to_seq", to, "then", c.scan.skipped(c, from, to))
+}
+
+// failureWait returns the wait after network or server error n (from 0)
+// in a row: backoff's, capped at MaxFailureWait, and at least retryAfter.
+func (s *Client) failureWait(n int, retryAfter time.Duration) time.Duration {
+	return max(backoff.Delay(n, s.cfg.BackoffMin, min(s.cfg.BackoffMax, MaxFailureWait)), retryAfter)
 }
 
 // backoff returns the wait after failure n (from 0) in a row: between half
