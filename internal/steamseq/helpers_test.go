@@ -185,7 +185,13 @@ func waitCalls(t *testing.T, f *steamfake.Server, n int) []steamfake.Call {
 // waitFor polls cond, failing t if it does not hold within 20s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	waitForWithin(t, what, 20*time.Second, cond)
+}
+
+// waitForWithin is waitFor with a timeout of its own.
+func waitForWithin(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
