@@ -27,6 +27,7 @@ type broadcast struct {
 	sent    []int64
 	readers []int // readers[i]: clients connected when sent[i] was sent
 	from    int   // heard counts from sent[from] on
+	paused  bool  // sends nothing while set (pause)
 	stop    chan struct{}
 	stopped chan struct{}
 }
@@ -59,6 +60,10 @@ func (b *broadcast) run(next int64, rate int) {
 		case <-tick.C:
 		}
 		b.mu.Lock()
+		if b.paused {
+			b.mu.Unlock()
+			continue
+		}
 		for range perTick {
 			b.sent = append(b.sent, next)
 			b.readers = append(b.readers, len(b.subs))
@@ -125,6 +130,21 @@ func (b *broadcast) block(name string) {
 	if kick != nil {
 		kick()
 	}
+}
+
+// pause makes the stream send nothing until resume, as a stream between
+// two matches does: what it sent before reaches its clients meanwhile.
+func (b *broadcast) pause() {
+	b.mu.Lock()
+	b.paused = true
+	b.mu.Unlock()
+}
+
+// resume ends a pause.
+func (b *broadcast) resume() {
+	b.mu.Lock()
+	b.paused = false
+	b.mu.Unlock()
 }
 
 // Stop ends the stream.

@@ -356,6 +356,11 @@ func TestFleetStandbyHandsOnItsSpool(t *testing.T) {
 		p.Set(faultproxy.Fault{Blackhole: true})
 	}
 	time.Sleep(2 * time.Second) // less than the session timeout: it still leads
+	// Nothing is sent while the first replica stops and the second
+	// starts: a frame the stream sends into a connection being closed
+	// is lost to a stream without replay, whatever the service does.
+	stream.pause()
+	time.Sleep(time.Second)
 	if code, _ := a.stop(t, 30*time.Second); code != 0 {
 		t.Fatalf("the first replica exited %d", code)
 	}
@@ -364,11 +369,16 @@ func TestFleetStandbyHandsOnItsSpool(t *testing.T) {
 	}
 	b := startService(t, envB)
 	waitOneLeader(t, []*service{b}, time.Minute)
+	b.waitFor(t, "the second replica reading the stream", time.Minute, func() bool { return stream.clients() == 1 })
+	stream.resume()
 	a = startService(t, envA)
 	both := []*service{a, b}
-	a.waitFor(t, "the restarted replica standing by and holding nothing", time.Minute, func() bool {
-		return a.metric(t, "ingestion_fleet_leader") == 0 && a.holdsNothing(t)
+	a.waitFor(t, "the restarted replica, a standby, to hand on what it kept", time.Minute, func() bool {
+		return strings.Contains(a.out.String(), "Handed on the matches kept from the lead")
 	})
+	if a.metric(t, "ingestion_fleet_leader") != 0 || !a.holdsNothing(t) {
+		t.Fatal("the restarted replica leads, or still holds matches after it handed them on")
+	}
 	stream.Stop()
 	b.waitFor(t, "everything delivered", time.Minute, func() bool { return allHoldNothing(t, both) })
 	for _, s := range both {
@@ -388,8 +398,8 @@ func TestFleetStandbyHandsOnItsSpool(t *testing.T) {
 	if tl.missing != 0 || tl.unexpected != 0 || tl.duplicates != 0 {
 		t.Errorf("tally %s; first missing %v", tl, head(missing))
 	}
-	if handedOn == 0 || !strings.Contains(a.out.String(), "Handed on the matches kept from the lead") {
-		t.Errorf("the restarted standby handed on %d records", handedOn)
+	if handedOn == 0 {
+		t.Error("no record was written outside a transaction: the restarted standby handed on nothing")
 	}
 }
 
