@@ -42,16 +42,10 @@ TAB="$(printf '\t')"
 
 # ---------------------------------------------------------------- helpers
 
-log() { printf 'kafka.sh: %s\n' "$*" >&2; }
-die() {
-	printf 'kafka.sh: error: %s\n' "$*" >&2
-	exit 1
-}
-
-usage() {
-	sed -n '/^#   scripts/s/^#   //p' "${BASH_SOURCE[0]}" >&2
-	exit 2
-}
+PROG=kafka.sh
+USAGE_FILE="${BASH_SOURCE[0]}"
+# shellcheck source=scripts/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 now_ms() {
 	local t="${EPOCHREALTIME/./}"
@@ -62,10 +56,6 @@ now_ms() {
 elapsed() {
 	local d=$(($(now_ms) - $1))
 	printf '%d.%ds' $((d / 1000)) $(((d % 1000) / 100))
-}
-
-need() {
-	command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH ($2)"
 }
 
 is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
