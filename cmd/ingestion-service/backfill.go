@@ -76,24 +76,6 @@ func newBackfill(cfg config.Config, steam *steamParts, rejects steamtxn.Rejecter
 	return bf, nil
 }
 
-// startBackfill runs bf, unless nil, until ctx ends or the returned stop
-// is called (which waits for it); should it fail, it calls fail.
-func startBackfill(ctx context.Context, bf *backfill.Runner, elector *fleet.Elector, shards int, log *slog.Logger, fail func()) (stop func()) {
-	if bf == nil {
-		return func() {}
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := runBackfill(ctx, bf, elector, shards); err != nil {
-			log.Error("The backfill stopped; shutting down", "error", err)
-			fail()
-		}
-	}()
-	return func() { cancel(); <-done }
-}
-
 // replicaName names this process in the shards' cursor records: its host
 // (a pod's name, in Kubernetes) and process ID.
 func replicaName() string {

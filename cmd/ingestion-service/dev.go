@@ -37,7 +37,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	// Before anything starts: it may execute the binary again.
-	tuneRuntime(cfg, getenv)
+	slackErr := tuneRuntime(cfg, getenv)
 
 	broker, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
@@ -137,7 +137,7 @@ Read the topic with any Kafka client while this runs, for example:
 
 `, cfg.Kafka.Brokers[0], cfg.Kafka.Topic, *partitions, simURL, feed, cfg.API.Addr(), what+":", extra)
 
-	err = serve(ctx, cfg, stdout)
+	err = serve(ctx, cfg, stdout, slackErr)
 	sent, bad := counted()
 	switch cfg.Source {
 	case config.SourceOpenDotaLogs:

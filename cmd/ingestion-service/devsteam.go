@@ -12,7 +12,6 @@ import (
 
 	"github.com/dota-data/ingestion-service/internal/backfill"
 	"github.com/dota-data/ingestion-service/internal/config"
-	"github.com/dota-data/ingestion-service/internal/relay"
 	"github.com/dota-data/ingestion-service/internal/steamfake"
 )
 
@@ -70,7 +69,6 @@ func tickSeconds(every time.Duration) float64 { return max(every, 10*time.Millis
 // returns what to print about them.
 func devSteamConfig(cfg *config.Config, url string, first, head int64, broker *kfake.Cluster, partitions int32) (string, error) {
 	cfg.Steam.BaseURL = url
-	cfg.Relay.Mode = relay.Memory // the scans write Kafka transactions: no spool
 	cfg.Steam.Keys = devSteamKeys
 	cfg.Steam.KeyInterval = 2 * devSteamLimit
 	cfg.Steam.MinInterval = devSteamLimit / 4

@@ -83,8 +83,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		if err != nil {
 			return err
 		}
-		tuneRuntime(cfg, getenv)
-		return serve(ctx, cfg, stdout)
+		return serve(ctx, cfg, stdout, tuneRuntime(cfg, getenv))
 	case "dev":
 		return dev(ctx, args, getenv, stdout)
 	case "healthcheck":
@@ -164,10 +163,6 @@ func versionFrom(info *debug.BuildInfo) string {
 // must not replace it.
 var reexecAllowed bool
 
-// slackNote, if not empty, says why the timer slack could not be set; serve
-// logs it once its logger exists.
-var slackNote string
-
 // tuneRuntime sets the process up for the service: the timer slack
 // (TIMER_SLACK, see setTimerSlack), which may execute the binary again
 // before anything has started; a soft memory limit
@@ -178,11 +173,12 @@ var slackNote string
 // it wakes another thread, and those wake-ups are most of the CPU it uses
 // at a live stream's rates. One processor carries several hundred
 // thousand matches a second (docs/performance.md).
-func tuneRuntime(cfg config.Config, getenv func(string) string) {
+//
+// It returns why the timer slack could not be set, if it could not, for
+// serve to log.
+func tuneRuntime(cfg config.Config, getenv func(string) string) (slackErr error) {
 	if reexecAllowed {
-		if _, err := setTimerSlack(cfg.TimerSlack, cfg.IsSet("TIMER_SLACK")); err != nil {
-			slackNote = err.Error()
-		}
+		_, slackErr = setTimerSlack(cfg.TimerSlack, cfg.IsSet("TIMER_SLACK"))
 	}
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(cfg.MemoryLimit())
@@ -190,6 +186,7 @@ func tuneRuntime(cfg config.Config, getenv func(string) string) {
 	if getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
+	return slackErr
 }
 
 const usage = `usage: ingestion-service [command]

@@ -144,10 +144,10 @@ func TestSteamSequenceResumesAfterARestart(t *testing.T) {
 	}
 	// The source needs no spool, and says so rather than quietly ignoring
 	// SPOOL_MODE (SPOOL_DIR, which steamEnv sets, only says where).
-	if out := second.out.String(); !strings.Contains(out, "Ignoring the spool settings") || !strings.Contains(out, `"ignored":["SPOOL_MODE"]`) {
+	if out := second.out.String(); !strings.Contains(out, "Ignoring settings the source does not read") || !strings.Contains(out, `"ignored":["SPOOL_MODE"]`) {
 		t.Errorf("no warning that SPOOL_MODE has no effect with this source")
 	}
-	if strings.Contains(svc.out.String(), "Ignoring the spool settings") {
+	if strings.Contains(svc.out.String(), "Ignoring settings") {
 		t.Errorf("a warning about SPOOL_DIR alone, which only says where")
 	}
 

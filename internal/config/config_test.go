@@ -288,7 +288,7 @@ func TestSourceSettings(t *testing.T) {
 		return Load(env(vars))
 	}
 	c, err := load(t, map[string]string{})
-	if err != nil || c.Source != SourceOpenDotaLogs || c.Relay.Mode != relay.Overflow {
+	if err != nil || c.Source != SourceOpenDotaLogs || c.Relay.Mode != relay.Overflow || len(c.Ignored) != 0 {
 		t.Fatalf("defaults: source %q, mode %q, err %v", c.Source, c.Relay.Mode, err)
 	}
 	// The default source: all four combinations of SOURCE and
@@ -316,7 +316,7 @@ func TestSourceSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Source != SourceSteamSequence || c.Relay.Mode != relay.Memory || !slices.Equal(c.Steam.Keys, []string{"s3cr3t-key"}) ||
+	if c.Source != SourceSteamSequence || !slices.Equal(c.Steam.Keys, []string{"s3cr3t-key"}) ||
 		c.Steam.StartSeqNum != 6_700_000_000 || c.Steam.BaseURL != "http://127.0.0.1:9" {
 		t.Fatalf("steam-sequence: %+v, mode %q", c.Steam, c.Relay.Mode)
 	}
@@ -339,15 +339,16 @@ func TestSourceSettings(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "key 2 repeats key 1") || strings.Contains(err.Error(), "s3cr3t") {
 		t.Fatalf("a repeated key: err %v, want it named by position only", err)
 	}
-	// The scanner writes Kafka transactions: no spool, and a spool
-	// setting from an earlier version is named as ignored, not refused.
+	// The scanner writes Kafka transactions (it uses no spool, see
+	// TestSteamSourceUsesNoSpool): a spool setting from an earlier version
+	// is named as ignored, not refused.
 	c, err = load(t, map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "k", "SPOOL_MODE": "disk", "SPOOL_WHEN_FULL": "drop_newest"})
-	if err != nil || c.Relay.Mode != relay.Memory || !slices.Equal(c.Ignored, []string{"SPOOL_MODE", "SPOOL_WHEN_FULL"}) {
-		t.Fatalf("SPOOL_* with the scanner: mode %q, ignored %v, err %v; want memory, both named", c.Relay.Mode, c.Ignored, err)
+	if err != nil || !slices.Equal(c.Ignored, []string{"SPOOL_MODE", "SPOOL_WHEN_FULL"}) {
+		t.Fatalf("SPOOL_* with the scanner: ignored %v, err %v; want both named", c.Ignored, err)
 	}
 	c, err = load(t, map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "k"})
-	if err != nil || c.Relay.Mode != relay.Memory || len(c.Ignored) != 0 {
-		t.Fatalf("the scanner by default: mode %q, ignored %v, err %v", c.Relay.Mode, c.Ignored, err)
+	if err != nil || len(c.Ignored) != 0 {
+		t.Fatalf("the scanner by default: ignored %v, err %v", c.Ignored, err)
 	}
 
 	c, err = load(t, map[string]string{"SOURCE": "opendota-logs", "OPENDOTA_LOGS_CHANNELS": " API, parsed ", "OPENDOTA_LOGS_URL": "http://127.0.0.1:9/logs"})
@@ -379,14 +380,15 @@ func TestFleetSettings(t *testing.T) {
 		vars["ENV_FILE"] = writeFile(t, "")
 		return Load(env(vars))
 	}
+	// The fleet's transactional ID is the wiring's (TestSinkConfig).
 	c, err := load(map[string]string{})
-	if err != nil || c.Fleet.Enabled() || c.Kafka.TransactionalID != "" {
-		t.Fatalf("alone by default: %+v, transactional ID %q, %v", c.Fleet, c.Kafka.TransactionalID, err)
+	if err != nil || c.Fleet.Enabled() {
+		t.Fatalf("alone by default: %+v, %v", c.Fleet, err)
 	}
 	c, err = load(map[string]string{"FLEET_GROUP": "eu", "KAFKA_PUBLISH_TOPIC": "ids", "STANDBY_WINDOW": "1m", "FLEET_COMMIT_INTERVAL": "250ms"})
-	if err != nil || !c.Fleet.Enabled() || c.Kafka.TransactionalID != "ingestion-service.eu.ids" ||
+	if err != nil || !c.Fleet.Enabled() || c.Fleet.Group != "eu" || c.Fleet.Topic != "ingestion-service-leader" ||
 		c.Fleet.StandbyWindow != time.Minute || c.Kafka.CommitInterval != 250*time.Millisecond || c.Fleet.SessionTimeout != 10*time.Second {
-		t.Fatalf("fleet: %+v, kafka %q %s, %v", c.Fleet, c.Kafka.TransactionalID, c.Kafka.CommitInterval, err)
+		t.Fatalf("fleet: %+v, commit interval %s, %v", c.Fleet, c.Kafka.CommitInterval, err)
 	}
 	_, err = load(map[string]string{"FLEET_GROUP": "eu", "STANDBY_WINDOW": "5s"})
 	var ce *Error

@@ -43,6 +43,7 @@ import (
 const (
 	DefaultTopic          = "ingestion-service-leader"
 	DefaultSessionTimeout = 10 * time.Second
+	DefaultStandbyWindow  = 30 * time.Second
 )
 
 // Config configures an Elector. Zero fields take the default in their
@@ -64,7 +65,16 @@ type Config struct {
 	// takes; default 10s. Kafka bounds it with group.min.session.timeout.ms
 	// (6s by default) and group.max.session.timeout.ms.
 	SessionTimeout time.Duration
+	// StandbyWindow is how far back a standby's Window keeps the matches
+	// it read (the Elector does not use it): longer than SessionTimeout, so
+	// that a promoted standby still holds what the dead leader had read
+	// and not written.
+	StandbyWindow time.Duration
 }
+
+// Enabled reports whether the service runs as one replica of a fleet: a
+// Group is named.
+func (c Config) Enabled() bool { return c.Group != "" }
 
 func (c Config) withDefaults() Config {
 	if c.Topic == "" {

@@ -112,6 +112,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Codecs names the values of Compression.
+var Codecs = []string{"gzip", "snappy", "lz4", "zstd", "none"}
+
 // Codec returns the franz-go compression codec for a Compression name, or
 // an error listing the accepted names.
 func Codec(name string) (kgo.CompressionCodec, error) {
@@ -127,7 +130,7 @@ func Codec(name string) (kgo.CompressionCodec, error) {
 	case "none":
 		return kgo.NoCompression(), nil
 	}
-	return kgo.CompressionCodec{}, fmt.Errorf("unknown compression %q: want gzip, snappy, lz4, zstd or none", name)
+	return kgo.CompressionCodec{}, fmt.Errorf("unknown compression %q: want %s", name, strings.Join(Codecs, ", "))
 }
 
 // ConnOpts returns the options that reach the cluster as the sink does
