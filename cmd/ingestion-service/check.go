@@ -34,12 +34,14 @@ func check(ctx context.Context, args []string, lookup func(string) (string, bool
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	offline := fs.Bool("offline", false, "check the configuration only: do not connect to Kafka or the source")
+	strict := fs.Bool("strict", false, "fail on warnings too (exit status 2): variables that look like settings but are none, settings the source does not read")
 	timeout := fs.Duration("timeout", 10*time.Second, "give each probe this long")
 	fs.Usage = func() {
-		fmt.Fprint(stdout, "usage: ingestion-service check [-offline] [-timeout 10s]\n\n"+
-			"Loads the configuration as the service would, reports every invalid setting and every variable that\n"+
-			"looks like a setting but is none, then probes Kafka and the source. Exit status 0 if all is well,\n"+
-			"2 for invalid settings, 1 if a probe failed.\n\n")
+		fmt.Fprint(stdout, "usage: ingestion-service check [-offline] [-strict] [-timeout 10s]\n\n"+
+			"Loads the configuration as the service would, reports every invalid setting, every variable that\n"+
+			"looks like a setting but is none and every setting the chosen source does not read, then probes\n"+
+			"Kafka (every topic the service writes) and the source. Exit status 0 if all is well, 2 for invalid\n"+
+			"settings (and, with -strict, for warnings), 1 if a probe failed.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -49,6 +51,7 @@ func check(ctx context.Context, args []string, lookup func(string) (string, bool
 		return &usageError{fmt.Sprintf("check takes no arguments, got %q", fs.Args())}
 	}
 
+	warnings := 0
 	unknown, uerr := config.UnknownVars(environ)
 	for _, u := range unknown {
 		hint := "it is not a setting"
@@ -56,6 +59,7 @@ func check(ctx context.Context, args []string, lookup func(string) (string, bool
 			hint = "did you mean " + u.Suggestion + "?"
 		}
 		fmt.Fprintf(stdout, "warning  %s (%s) is ignored: %s\n", u.Name, u.Where, hint)
+		warnings++
 	}
 	cfg, err := config.LoadLookup(lookup)
 	if err != nil {
@@ -67,14 +71,23 @@ func check(ctx context.Context, args []string, lookup func(string) (string, bool
 		} else {
 			fmt.Fprintf(stdout, "FAIL     %v\n", err)
 		}
-		return err
+		return shown{err}
 	}
 	if uerr != nil {
 		fmt.Fprintf(stdout, "FAIL     %v\n", uerr)
-		return uerr
+		return shown{uerr}
 	}
-	fmt.Fprintf(stdout, "ok       configuration: source %s (%s), topic %s at %s\n",
-		cfg.Source, cfg.SourceReason, cfg.Kafka.Topic, strings.Join(cfg.Kafka.Brokers, ","))
+	for _, name := range cfg.Ignored {
+		fmt.Fprintf(stdout, "warning  %s is set, but SOURCE=%s does not read it\n", name, cfg.Source)
+		warnings++
+	}
+	topics := writtenTopics(cfg)
+	fmt.Fprintf(stdout, "ok       configuration: source %s (%s); writes %s at %s\n",
+		cfg.Source, cfg.SourceReason, strings.Join(topics, ", "), strings.Join(cfg.Kafka.Brokers, ","))
+	if *strict && warnings > 0 {
+		fmt.Fprintf(stdout, "FAIL     %d warning(s), and -strict makes them fail\n", warnings)
+		return shown{errStrictWarnings}
+	}
 	if *offline {
 		return nil
 	}
@@ -89,16 +102,15 @@ func check(ctx context.Context, args []string, lookup func(string) (string, bool
 		fmt.Fprintf(stdout, "ok       %s: %s\n", what, okText)
 	}
 	kctx, cancel := context.WithTimeout(ctx, *timeout)
-	topics := []string{cfg.Kafka.Topic}
-	if cfg.Source == config.SourceSteamSequence && cfg.SteamTopics.Matches != "" {
-		topics = append(topics, cfg.SteamTopics.Matches)
-	}
 	brokers, probes, err := kafkasink.Probe(kctx, cfg.Kafka, topics...)
 	cancel()
 	report("kafka", err, fmt.Sprintf("%d broker(s) answer", brokers))
 	for _, p := range probes {
 		var perr error
 		switch {
+		case errors.Is(p.Err, kerr.UnknownTopicOrPartition) && p.Topic == cursorTopic(cfg):
+			fmt.Fprintf(stdout, "ok       topic %s: %v; the service creates it, compacted, with one partition (the Steam scans' cursors)\n", p.Topic, p.Err)
+			continue
 		case errors.Is(p.Err, kerr.UnknownTopicOrPartition) && cfg.Kafka.CreateTopic:
 			fmt.Fprintf(stdout, "ok       topic %s: %v; the service creates it (KAFKA_CREATE_TOPIC=true)\n", p.Topic, p.Err)
 			continue
@@ -120,6 +132,39 @@ func check(ctx context.Context, args []string, lookup func(string) (string, bool
 		return errCheckFailed
 	}
 	return nil
+}
+
+// errStrictWarnings is check -strict's failure on warnings alone: exit
+// status 2, as for an invalid setting.
+var errStrictWarnings = errors.New("warnings, and -strict")
+
+// shown is an error the command has already shown the user in full:
+// exitCode gives its status without printing it again.
+type shown struct{ error }
+
+func (s shown) Unwrap() error { return s.error }
+
+// writtenTopics lists every topic the service writes with cfg: the IDs
+// topic, and for the Steam scans the matches topic (if set) and the
+// cursor topic.
+func writtenTopics(cfg config.Config) []string {
+	topics := []string{cfg.Kafka.Topic}
+	if cfg.Source == config.SourceSteamSequence {
+		if cfg.SteamTopics.Matches != "" {
+			topics = append(topics, cfg.SteamTopics.Matches)
+		}
+		topics = append(topics, cfg.SteamTopics.Cursor)
+	}
+	return topics
+}
+
+// cursorTopic is the topic of the Steam scans' cursors, which they create
+// themselves; "" for the other sources.
+func cursorTopic(cfg config.Config) string {
+	if cfg.Source != config.SourceSteamSequence {
+		return ""
+	}
+	return cfg.SteamTopics.Cursor
 }
 
 // probeSource connects to cfg's source once and says what it found.

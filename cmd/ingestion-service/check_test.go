@@ -72,13 +72,25 @@ func TestCheckCommand(t *testing.T) {
 			[]string{"FAIL", "warning"}},
 		{"invalid settings and a typo", with(map[string]string{"API_PORT": "abc", "LOG_FORMAT": "xml", "KAFKA_BOOTSTRAP_SERVER": "x:1"}), nil, 2,
 			[]string{`FAIL     invalid API_PORT="abc"`, `FAIL     invalid LOG_FORMAT="xml"`, "warning  KAFKA_BOOTSTRAP_SERVER (environment) is ignored: did you mean KAFKA_BOOTSTRAP_SERVERS?"},
-			[]string{"ok       kafka"}},
+			[]string{"ok       kafka", "ingestion-service: "}}, // each invalid setting once, not again on stderr
 		{"missing topic, stream down", with(map[string]string{"KAFKA_PUBLISH_TOPIC": topic + "-missing", "OPENDOTA_STREAM_URL": "ws://127.0.0.1:1/matches"}), []string{"-timeout", "5s"}, 1,
 			[]string{"ok       kafka:", "FAIL     topic " + topic + "-missing", "KAFKA_CREATE_TOPIC=true", "FAIL     source websocket at ws://127.0.0.1:1/matches"},
 			nil},
 		{"offline", with(map[string]string{"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "OPENDOTA_STREAM_URL": "ws://127.0.0.1:1/matches"}), []string{"-offline"}, 0,
 			[]string{"ok       configuration"},
 			[]string{"kafka", "source websocket at"}},
+		{"settings the source ignores", with(map[string]string{"STEAM_API_KEY": "k", "STEAM_MATCHES_TOPIC": "matches"}), []string{"-offline"}, 0,
+			[]string{"warning  STEAM_API_KEY is set, but SOURCE=websocket does not read it", "warning  STEAM_MATCHES_TOPIC is set, but SOURCE=websocket does not read it", "ok       configuration"},
+			[]string{"FAIL"}},
+		{"warnings fail with -strict", with(map[string]string{"STEAM_API_KEY": "k", "KAFKA_LINGR": "5ms"}), []string{"-offline", "-strict"}, 2,
+			[]string{"warning  STEAM_API_KEY is set", "warning  KAFKA_LINGR (environment) is ignored: did you mean KAFKA_LINGER?", "FAIL     2 warning(s), and -strict makes them fail"},
+			[]string{"ingestion-service:"}},
+		{"-strict without warnings", good, []string{"-offline", "-strict"}, 0, []string{"ok       configuration"}, []string{"warning", "FAIL"}},
+		{"every topic the Steam scans write, probed", with(map[string]string{"SOURCE": "steam-sequence", "STEAM_API_KEY": "k", "STEAM_API_URL": "http://127.0.0.1:1",
+			"STEAM_MATCHES_TOPIC": topic + "-matches", "OPENDOTA_STREAM_URL": ""}), []string{"-timeout", "5s"}, 1,
+			[]string{"writes " + topic + ", " + topic + "-matches, " + topic + "-steam-cursor at", "ok       topic " + topic + ": 3 partitions",
+				"FAIL     topic " + topic + "-matches", "ok       topic " + topic + "-steam-cursor: ", "the service creates it, compacted", "FAIL     source steam-sequence"},
+			nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out := runCheck(t, tt.env, tt.args...)

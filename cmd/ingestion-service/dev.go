@@ -53,23 +53,34 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	simOpts := simstream.Options{Rate: *rate, BadEvery: *badEvery}
 	var (
-		sim     http.Handler
-		counted func() (all, bad int64)
-		what    string
-		steam   *devSteam
+		sim   http.Handler
+		sent  func() string // what the simulated source sent, for the last line
+		what  string
+		steam *devSteam
 	)
 	switch *simulated {
 	case config.SourceWebSocket:
 		ws := simstream.New(simOpts)
-		sim, counted, what = ws, ws.Sent, "match stream (simulated WebSocket)"
+		sim, what = ws, "match stream (simulated WebSocket)"
+		sent = func() string {
+			all, bad := ws.Sent()
+			return fmt.Sprintf("the simulated stream sent %d frames (%d malformed)", all, bad)
+		}
 	case config.SourceOpenDotaLogs:
 		logs := simstream.NewLogs(simOpts)
 		sim, what = logs, "OpenDota log feed (simulated)"
-		counted = func() (int64, int64) { m, _ := logs.Sent(); return m, logs.Repeated() }
+		sent = func() string {
+			matches, _ := logs.Sent()
+			again, older := logs.Repeated()
+			return fmt.Sprintf("the simulated log feed announced %d new matches, %d again (retried inserts and backfills of matches it announced before: the service's duplicates) "+
+				"and %d older ones it had not announced (backfills, as OpenDota's: new to the service, which publishes them)", matches, again, older)
+		}
 	case config.SourceSteamSequence:
 		steam = newDevSteam(ctx, *rate)
 		sim, what = steam.fake, "Steam Web API (simulated)"
-		counted = func() (int64, int64) { return steam.fake.Head() - steam.first + 1, int64(len(steam.fake.Calls())) }
+		sent = func() string {
+			return fmt.Sprintf("the simulated Steam sequence held %d matches, and answered %d calls", steam.fake.Head()-steam.first+1, len(steam.fake.Calls()))
+		}
 		defer steam.stop()
 	default:
 		return &usageError{fmt.Sprintf("-source %q: want %s, %s or %s", *simulated, config.SourceWebSocket, config.SourceOpenDotaLogs, config.SourceSteamSequence)}
@@ -138,15 +149,7 @@ Read the topic with any Kafka client while this runs, for example:
 `, cfg.Kafka.Brokers[0], cfg.Kafka.Topic, *partitions, simURL, feed, cfg.API.Addr(), what+":", extra)
 
 	err = serve(ctx, cfg, stdout, slackErr)
-	sent, bad := counted()
-	switch cfg.Source {
-	case config.SourceOpenDotaLogs:
-		fmt.Fprintf(stdout, "dev mode: the simulated log feed announced %d new matches, and %d that were not new (retried inserts and backfills, as OpenDota's)\n", sent, bad)
-	case config.SourceSteamSequence:
-		fmt.Fprintf(stdout, "dev mode: the simulated Steam sequence held %d matches, and answered %d calls\n", sent, bad)
-	default:
-		fmt.Fprintf(stdout, "dev mode: the simulated stream sent %d frames (%d malformed)\n", sent, bad)
-	}
+	fmt.Fprintf(stdout, "dev mode: %s\n", sent())
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

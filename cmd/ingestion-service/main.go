@@ -43,16 +43,19 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
-// exitCode reports err and maps it to the process status: 0 on success, 2
-// for a bad command line or setting, 1 otherwise.
+// exitCode reports err (unless the command has shown it already) and maps
+// it to the process status: 0 on success, 2 for a bad command line or
+// setting, 1 otherwise.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, errHelped) {
 		return 0
 	}
-	fmt.Fprintln(stderr, "ingestion-service:", err)
+	if !errors.As(err, new(shown)) {
+		fmt.Fprintln(stderr, "ingestion-service:", err)
+	}
 	var ce *config.Error
 	var ue *usageError
-	if errors.As(err, &ce) || errors.As(err, &ue) {
+	if errors.As(err, &ce) || errors.As(err, &ue) || errors.Is(err, errStrictWarnings) {
 		return 2
 	}
 	return 1

@@ -25,8 +25,10 @@ Settings come from environment variables, then from a ` + "`.env`" + ` file in t
 ` + "`ENV_FILE`" + `), then from the defaults; the environment wins. A variable set to blanks counts as unset, except
 ` + "`KAFKA_BOOTSTRAP_SERVERS`" + ` and ` + "`KAFKA_PUBLISH_TOPIC`" + `, which are then an error: an empty value would otherwise
 hide behind the default. ` + "`ingestion-service check`" + ` reports every invalid setting at once, warns about variables
-that look like settings but are none, and probes Kafka and the source; the service itself stops at start-up with
-one line naming every invalid variable, and exit status 2.
+that look like settings but are none and about settings the chosen source does not read (` + "`-strict`" + ` makes warnings
+fail, for a CI gate), and probes Kafka (every topic the service writes) and the source; the service itself stops at
+start-up with one line naming every invalid variable, and exit status 2, and logs the settings its source ignores.
+The start-up log line lists every setting in force, by variable name in lower case.
 
 The original Python service's settings keep their names and defaults: ` + "`KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_PUBLISH_TOPIC`,\n`OPENDOTA_STREAM_URL`, `API_HOST`, `API_PORT`, `LOG_LEVEL`, `LOG_FORMAT` and `SERVICE_NAME`" + `. Only the default
 source changed: the original's stream does not exist (see [Sources](sources.md)). ` + "`.env.example`" + ` lists every setting

@@ -16,7 +16,7 @@ type metrics struct {
 	fenced       prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, buffered func() int64) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ingestion_matches_published_total",
@@ -49,11 +49,9 @@ func newMetrics(reg prometheus.Registerer, buffered func() int64) (*metrics, err
 	for _, class := range []string{"client_closed", "delivery_timeout", "retries_exhausted", "canceled", "fenced", "not_leader", "other"} {
 		m.failed.WithLabelValues(class)
 	}
-	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "ingestion_buffered_records",
-		Help: "Records handed to the Kafka client and not yet acknowledged.",
-	}, func() float64 { return float64(buffered()) })
-	for _, c := range []prometheus.Collector{m.published, m.failed, m.latency, m.up, gauge, m.transactions, m.fenced} {
+	// The records the Kafka client holds are the relay's in flight
+	// (ingestion_inflight_records): one figure, one name.
+	for _, c := range []prometheus.Collector{m.published, m.failed, m.latency, m.up, m.transactions, m.fenced} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

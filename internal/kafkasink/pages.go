@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -54,6 +53,7 @@ type PageWriter struct {
 
 	mu      sync.Mutex
 	open    bool  // a transaction is open
+	closed  bool  // Close was called: no transaction opens again
 	failed  error // the first record of the open transaction that failed
 	records int   // records in the open transaction
 }
@@ -106,18 +106,16 @@ func NewPageWriter(ctx context.Context, cfg PageConfig, log *slog.Logger) (*Page
 	return w, cursor, nil
 }
 
-// ensureCursorTopic creates the cursor topic, compacted, unless it
-// exists, and reports whether it created it.
+// ensureCursorTopic creates the cursor topic, compacted, of one
+// partition, unless it exists, and reports whether it created it.
 func (w *PageWriter) ensureCursorTopic(ctx context.Context) (bool, error) {
 	compact := "compact"
-	_, err := kadm.NewClient(w.cl).CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, w.cfg.CursorTopic)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, kerr.TopicAlreadyExists):
-		return false, nil
+	spec := topicSpec{partitions: 1, rf: w.cfg.Kafka.withDefaults().topicSpec().rf, configs: map[string]*string{"cleanup.policy": &compact}}
+	created, err := createTopic(ctx, w.cl, w.cfg.CursorTopic, spec, w.log)
+	if err != nil {
+		return false, fmt.Errorf("kafka page writer: the cursor topic: %w", err)
 	}
-	return false, fmt.Errorf("kafka page writer: create the cursor topic %s: %w", w.cfg.CursorTopic, err)
+	return created, nil
 }
 
 // ensureTopics checks that each topic exists with a leader for every
@@ -134,11 +132,9 @@ func (w *PageWriter) ensureTopics(ctx context.Context, topics []string) error {
 			if !kcfg.CreateTopic {
 				return fmt.Errorf("kafka page writer: topic %s: %w", topic, ErrTopicMissing)
 			}
-			partitions, rf, existed, cerr := createTopic(ctx, w.cl, kcfg, topic)
-			if cerr != nil {
-				return fmt.Errorf("kafka page writer: %w", cerr)
+			if _, err := createTopic(ctx, w.cl, topic, kcfg.topicSpec(), w.log); err != nil {
+				return fmt.Errorf("kafka page writer: %w", err)
 			}
-			w.log.Info("Created Kafka topic", "topic", topic, "partitions", partitions, "replication_factor", rf, "already_existed", existed)
 			continue
 		}
 		if err != nil {
@@ -180,9 +176,15 @@ func (w *PageWriter) Add(ctx context.Context, r *kgo.Record) error {
 	return nil
 }
 
+// beginLocked opens a transaction unless one is open. A closed writer
+// opens none: the rest of a page whose start Close aborted must not be
+// committed without it.
 func (w *PageWriter) beginLocked() error {
 	if w.open {
 		return nil
+	}
+	if w.closed {
+		return fmt.Errorf("%w: the writer was closed", ErrPageNotCommitted)
 	}
 	if err := w.cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("kafka page writer: begin a transaction: %w", err)
@@ -230,7 +232,7 @@ func (w *PageWriter) Commit(ctx context.Context, cursor []byte) error {
 func (w *PageWriter) Close(ctx context.Context) {
 	w.mu.Lock()
 	open := w.open
-	w.open = false
+	w.open, w.closed = false, true
 	w.mu.Unlock()
 	if open {
 		_ = w.cl.AbortBufferedRecords(ctx)

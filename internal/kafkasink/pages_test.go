@@ -175,3 +175,30 @@ func TestPageWriterChecksItsTopics(t *testing.T) {
 		t.Fatalf("the created topic holds %v, want match 7 once", got)
 	}
 }
+
+// TestClosedPageWriterCommitsNoRestOfAPage: Close aborts a page under way;
+// what the scan adds after it, and its commit, fail, rather than open a
+// new transaction that would commit the rest of the page, and its cursor,
+// without the part Close aborted.
+func TestClosedPageWriterCommitsNoRestOfAPage(t *testing.T) {
+	ctx := context.Background()
+	cluster := kafkatest.Start(t)
+	topic, cursors := cluster.Topic(t, 1), cluster.Topic(t, 1)
+	w, _ := pageWriter(ctx, t, cluster, topic, cursors)
+	if err := w.Add(ctx, &kgo.Record{Key: []byte("1"), Value: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close(ctx)
+	if err := w.Add(ctx, &kgo.Record{Key: []byte("2"), Value: []byte("2")}); !errors.Is(err, ErrPageNotCommitted) {
+		t.Errorf("Add after Close: %v, want ErrPageNotCommitted", err)
+	}
+	if err := w.Commit(ctx, []byte("past 2")); !errors.Is(err, ErrPageNotCommitted) {
+		t.Errorf("Commit after Close: %v, want ErrPageNotCommitted", err)
+	}
+	if got := committedKeys(t, cluster, topic); len(got) != 0 {
+		t.Errorf("committed after Close: %v", got)
+	}
+	if got := committedKeys(t, cluster, cursors); len(got) != 0 {
+		t.Errorf("cursor committed after Close: %v", got)
+	}
+}

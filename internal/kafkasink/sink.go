@@ -87,7 +87,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Sink, error)
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink: new client: %w", err)
 	}
-	s.metrics, err = newMetrics(reg, s.Buffered)
+	s.metrics, err = newMetrics(reg)
 	if err != nil {
 		s.client.Close()
 		return nil, fmt.Errorf("kafka sink: %w", err)
@@ -567,12 +567,9 @@ func (s *Sink) missingTopic(ctx context.Context) error {
 		}
 		return ErrTopicMissing
 	}
-	partitions, rf, existed, err := createTopic(ctx, s.client, s.cfg, s.cfg.Topic)
-	if err != nil {
+	if _, err := createTopic(ctx, s.client, s.cfg.Topic, s.cfg.topicSpec(), s.log); err != nil {
 		return err
 	}
-	s.log.Info("Created Kafka topic", "topic", s.cfg.Topic, "partitions", partitions, "replication_factor", rf,
-		"already_existed", existed)
 	return s.checkTopic(ctx)
 }
 
@@ -612,27 +609,46 @@ func topicLed(ctx context.Context, cl *kgo.Client, topic string) error {
 	return nil
 }
 
-// createTopic creates topic with cfg's partitions and replication factor
-// (-1: the brokers' defaults), and returns them, and whether it existed
-// already. That is no error: it was missing a moment ago, so the client's retry
-// of the request found the first one done (its answer lost), or someone
-// created it at the same moment; either way it exists now, as asked.
-func createTopic(ctx context.Context, cl *kgo.Client, cfg Config, topic string) (partitions int32, rf int16, existed bool, err error) {
-	partitions, rf = cfg.TopicPartitions, cfg.TopicReplicationFactor
-	if partitions == 0 {
-		partitions = -1
+// topicSpec is what a topic the service creates is made with.
+type topicSpec struct {
+	partitions int32 // -1: the brokers' num.partitions
+	rf         int16 // -1: the brokers' default.replication.factor
+	configs    map[string]*string
+}
+
+// topicSpec is the spec of the topics the sink and the page writers
+// create: the configured partitions and replication factor.
+func (c Config) topicSpec() topicSpec {
+	spec := topicSpec{partitions: c.TopicPartitions, rf: c.TopicReplicationFactor}
+	if spec.partitions == 0 {
+		spec.partitions = -1
 	}
-	if rf == 0 {
-		rf = -1
+	if spec.rf == 0 {
+		spec.rf = -1
 	}
-	_, err = kadm.NewClient(cl).CreateTopic(ctx, partitions, rf, nil, topic)
+	return spec
+}
+
+// createTopic creates topic to spec and logs what the brokers made of it
+// (the partitions and replication factor they chose for a -1). It reports
+// whether this call created it: a topic that exists already is no error
+// and no news (another part of the service, or another replica, created
+// it a moment ago, or the client's retry found its first request done),
+// so it logs nothing.
+func createTopic(ctx context.Context, cl *kgo.Client, topic string, spec topicSpec, log *slog.Logger) (created bool, err error) {
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, spec.partitions, spec.rf, spec.configs, topic)
 	if errors.Is(err, kerr.TopicAlreadyExists) {
-		return partitions, rf, true, nil
+		return false, nil
 	}
 	if err != nil {
-		return partitions, rf, false, fmt.Errorf("create topic %s: %w", topic, err)
+		return false, fmt.Errorf("create topic %s: %w", topic, err)
 	}
-	return partitions, rf, false, nil
+	attrs := []any{"topic", topic, "partitions", resp.NumPartitions, "replication_factor", resp.ReplicationFactor}
+	if p := spec.configs["cleanup.policy"]; p != nil {
+		attrs = append(attrs, "cleanup_policy", *p)
+	}
+	log.Info("Created Kafka topic", attrs...)
+	return true, nil
 }
 
 // Flush sends every buffered record now, without waiting for the linger,

@@ -3,11 +3,15 @@ package kafkasink
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/dota-data/ingestion-service/internal/kafkatest"
+	"github.com/dota-data/ingestion-service/internal/logtest"
 	"github.com/dota-data/ingestion-service/internal/match"
 )
 
@@ -92,5 +96,47 @@ func TestCreateTopicWhenAsked(t *testing.T) {
 	recs := cluster.ReadAll(t, topic, 1, 20*time.Second)
 	if len(recs) != 1 || string(recs[0].Key) != "42" {
 		t.Fatalf("records = %v", recs)
+	}
+}
+
+// TestCreateTopicLogsWhatTheBrokersMade: a topic created with the
+// brokers' defaults (-1) is logged with the partitions and replication
+// factor they chose; one that exists already is neither an error nor
+// logged as created.
+func TestCreateTopicLogsWhatTheBrokersMade(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	logs := &logtest.Buffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	topic := uniqueTopic(t)
+	ctx := context.Background()
+	created, err := createTopic(ctx, cl, topic, Config{}.topicSpec(), log)
+	if err != nil || !created {
+		t.Fatalf("created %t, %v", created, err)
+	}
+	lines := logs.Lines(t, "Created Kafka topic")
+	if len(lines) != 1 {
+		t.Fatalf("%d lines say the topic was created: %s", len(lines), logs.String())
+	}
+	details, err := cluster.Admin(t).ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := lines[0]["partitions"], float64(len(details[topic].Partitions)); got != want || want < 1 {
+		t.Errorf("logged partitions %v, the topic has %v", got, want)
+	}
+	if rf, ok := lines[0]["replication_factor"].(float64); !ok || rf < 1 {
+		t.Errorf("logged replication factor %v", lines[0]["replication_factor"])
+	}
+	created, err = createTopic(ctx, cl, topic, Config{}.topicSpec(), log)
+	if err != nil || created {
+		t.Fatalf("again: created %t, %v; want an existing topic, no error", created, err)
+	}
+	if n := len(logs.Lines(t, "Created Kafka topic")); n != 1 {
+		t.Errorf("an existing topic was logged as created (%d lines)", n)
 	}
 }

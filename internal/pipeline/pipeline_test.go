@@ -170,13 +170,14 @@ func (s signalWriter) Write(p []byte) (int, error) {
 func TestLogSummaries(t *testing.T) {
 	logs := &logtest.Buffer{}
 	w := signalWriter{logs, make(chan struct{}, 1)}
-	p, err := New(&memPublisher{}, slog.New(slog.NewJSONHandler(w, nil)), prometheus.NewRegistry(), Options{})
+	p, err := New(&memPublisher{}, slog.New(slog.NewJSONHandler(w, nil)), prometheus.NewRegistry(), Options{Dedup: dedup.New(dedup.Limit{Count: 10})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.Frame(context.Background(), []byte(`{"match_id":1}`))
 	p.Frame(context.Background(), []byte(`x`))
 	<-w.wrote // the rejection's line
+	p.Frame(context.Background(), []byte(`{"match_id":1}`))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -196,7 +197,8 @@ func TestLogSummaries(t *testing.T) {
 		t.Fatal("no summary line")
 	}
 	l := lines[0]
-	if l["received"] != float64(2) || l["accepted"] != float64(1) || l["rejected"] != float64(1) || l["published"] != float64(1) || l["buffered"] != float64(3) || l["spooled"] != float64(7) {
+	if l["received"] != float64(3) || l["accepted"] != float64(1) || l["rejected"] != float64(1) || l["duplicates"] != float64(1) || l["dropped"] != float64(0) ||
+		l["published"] != float64(1) || l["buffered"] != float64(3) || l["spooled"] != float64(7) {
 		t.Fatalf("summary = %v", l)
 	}
 }

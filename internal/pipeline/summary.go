@@ -20,7 +20,8 @@ type Delivery interface {
 
 // LogSummaries logs, every interval until ctx ends, one info line with the
 // totals so far and the rates over the last interval, so that an operator
-// sees progress without per-match lines. It returns nil when ctx ends.
+// sees progress without per-match lines. Its counts add up: every frame
+// received was accepted, rejected, a duplicate or dropped. It returns nil when ctx ends.
 func (p *Pipeline) LogSummaries(ctx context.Context, every time.Duration, d Delivery) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -41,6 +42,8 @@ func (p *Pipeline) LogSummaries(ctx context.Context, every time.Duration, d Deli
 			slog.Int64("received", c.Received),
 			slog.Int64("accepted", c.Accepted),
 			slog.Int64("rejected", c.Rejected),
+			slog.Int64("duplicates", c.Duplicates),
+			slog.Int64("dropped", c.Dropped),
 			slog.Int64("published", published),
 			slog.Int64("failed", d.Failed()),
 			slog.Int64("buffered", d.Buffered()),

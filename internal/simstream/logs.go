@@ -25,7 +25,8 @@ import (
 type Logs struct {
 	opts     Options
 	inserted atomic.Int64
-	repeated atomic.Int64
+	again    atomic.Int64 // inserts of a match announced before
+	older    atomic.Int64 // inserts of an old match not announced before
 	lines    atomic.Int64
 }
 
@@ -46,9 +47,19 @@ func NewLogs(opts Options) *Logs {
 // were sent in all.
 func (l *Logs) Sent() (matches, lines int64) { return l.inserted.Load(), l.lines.Load() }
 
-// Repeated returns how many inserts announced a match that was not new: a
-// retried insert's, or a backfilled old one.
-func (l *Logs) Repeated() int64 { return l.repeated.Load() }
+// Repeated returns how many inserts announced a match that was not new:
+// again, one announced before (a retried insert, or a backfill of a match
+// this feed announced), which a consumer that remembers what it saw skips
+// as a duplicate; older, an old match it never announced (a backfill),
+// which such a consumer publishes. Matches(), again and older add up to
+// every insert with an ID.
+func (l *Logs) Repeated() (again, older int64) { return l.again.Load(), l.older.Load() }
+
+// recentIDs is how many of the newest announced IDs a connection
+// remembers, to tell a backfill of one of them from one of a match never
+// announced: more than the backfills reach back (60,000 IDs, some 3,000
+// matches).
+const recentIDs = 8192
 
 // ServeHTTP streams until the client leaves; paths other than /logs and
 // /logs/<channel> are not found.
@@ -68,6 +79,13 @@ func (l *Logs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = rc.Flush()
 
 	rng := rand.New(rand.NewPCG(l.opts.Seed, uint64(time.Now().UnixNano())))
+	seen := map[int64]bool{}
+	var ring [recentIDs]int64
+	remember := func(n int, id int64) {
+		slot := n % recentIDs
+		delete(seen, ring[slot])
+		ring[slot], seen[id] = id, true
+	}
 	id := l.opts.FirstID + rng.Int64N(1000)
 	t := time.NewTicker(time.Duration(float64(time.Second) / l.opts.Rate))
 	defer t.Stop()
@@ -108,13 +126,18 @@ func (l *Logs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if channel == "" || channel == ln.channel {
 				b.WriteString("data: " + ln.text + "\n\n")
 				l.lines.Add(1)
-				switch {
-				case ln.channel != "api" || bad:
-				case repeat:
-					l.repeated.Add(1)
-				default:
-					l.inserted.Add(1)
+				if ln.channel != "api" || bad {
+					continue
 				}
+				switch {
+				case !repeat:
+					l.inserted.Add(1)
+				case seen[announced]:
+					l.again.Add(1)
+				default:
+					l.older.Add(1)
+				}
+				remember(n, announced)
 			}
 		}
 		if b.Len() == 0 {
