@@ -3,6 +3,8 @@ package steamseq
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -117,5 +119,45 @@ func TestEndPageErrorStopsTheScan(t *testing.T) {
 	r := start(t, cfg, noResume, rec)
 	if err := r.result(t); !errors.Is(err, failed) {
 		t.Fatalf("Run = %v, want the EndPage error", err)
+	}
+}
+
+// TestPlainHandlerSeesWhatAPageHandlerSees is why the scanner takes a
+// plain Handler besides a PageHandler, though the service only ever gives
+// it a PageHandler (its Kafka page writer): the plain Handler is the
+// scanner's contract without Kafka, through which this package's tests
+// check the scan itself (order, rescans, skips, refusals, resumes) and
+// its example shows it. That holds for the service only if the two see the
+// same scan: the same matches in the same order, the same rejections,
+// with pages and objects the only difference.
+func TestPlainHandlerSeesWhatAPageHandlerSees(t *testing.T) {
+	opts := steamfake.Options{Count: 600, HiddenEvery: 97}
+	run := func(h Handler, rec *recorder) ([]match.Match, []rejected) {
+		fake, base := steamfake.Start(t, opts)
+		fake.Replace(fake.Matches()[10].SeqNum, `{"match_seq_num":`+strconv.FormatInt(fake.Matches()[10].SeqNum, 10)+`,"match_id":null}`)
+		cfg := testConfig(base)
+		cfg.StartSeqNum = fake.Matches()[0].SeqNum
+		r := start(t, cfg, noResume, h)
+		head := fake.Head()
+		waitFor(t, "the head", func() bool { return r.s.Position() == head })
+		r.cancel()
+		_ = r.result(t) // Run has returned: no call is under way
+		return rec.snapshot()
+	}
+	plain := newRecorder()
+	paged := newPageRecorder()
+	pm, pr := run(plain, plain)
+	gm, gr := run(paged, paged.recorder)
+	if len(pm) == 0 || len(pr) == 0 {
+		t.Fatalf("the plain handler saw %d matches and %d rejections; the test proves nothing", len(pm), len(pr))
+	}
+	if !slices.Equal(pm, gm) {
+		t.Errorf("the plain handler saw %d matches, the page handler %d, or in another order", len(pm), len(gm))
+	}
+	if !slices.Equal(pr, gr) {
+		t.Errorf("rejections: plain %v, paged %v", pr, gr)
+	}
+	if len(paged.pages) == 0 {
+		t.Errorf("the page handler was given no page")
 	}
 }
