@@ -51,6 +51,36 @@ func check(ctx context.Context, args []string, lookup func(string) (string, bool
 		return &usageError{fmt.Sprintf("check takes no arguments, got %q", fs.Args())}
 	}
 
+	cfg, warnings, err := checkConfig(lookup, environ, stdout)
+	if err != nil {
+		return err
+	}
+	if *strict && warnings > 0 {
+		fmt.Fprintf(stdout, "FAIL     %d warning(s), and -strict makes them fail\n", warnings)
+		return shown{errStrictWarnings}
+	}
+	if *offline {
+		return nil
+	}
+	r := &checkReport{out: stdout}
+	kctx, cancel := context.WithTimeout(ctx, *timeout)
+	r.probeKafka(kctx, cfg)
+	cancel()
+	sctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	where, text, err := probeSource(sctx, cfg)
+	r.line("source "+cfg.Source+" at "+where, err, text)
+	if r.failed {
+		return errCheckFailed
+	}
+	return nil
+}
+
+// checkConfig loads the configuration as the service would and prints
+// every invalid setting, or the warnings (variables that look like
+// settings but are none, settings the source does not read) and what the
+// configuration does. It returns how many warnings it printed.
+func checkConfig(lookup func(string) (string, bool), environ []string, stdout io.Writer) (config.Config, int, error) {
 	warnings := 0
 	unknown, uerr := config.UnknownVars(environ)
 	for _, u := range unknown {
@@ -71,48 +101,49 @@ func check(ctx context.Context, args []string, lookup func(string) (string, bool
 		} else {
 			fmt.Fprintf(stdout, "FAIL     %v\n", err)
 		}
-		return shown{err}
+		return cfg, warnings, shown{err}
 	}
 	if uerr != nil {
 		fmt.Fprintf(stdout, "FAIL     %v\n", uerr)
-		return shown{uerr}
+		return cfg, warnings, shown{uerr}
 	}
 	for _, name := range cfg.Ignored {
 		fmt.Fprintf(stdout, "warning  %s is set, but SOURCE=%s does not read it\n", name, cfg.Source)
 		warnings++
 	}
-	topics := writtenTopics(cfg)
 	fmt.Fprintf(stdout, "ok       configuration: source %s (%s); writes %s at %s\n",
-		cfg.Source, cfg.SourceReason, strings.Join(topics, ", "), strings.Join(cfg.Kafka.Brokers, ","))
-	if *strict && warnings > 0 {
-		fmt.Fprintf(stdout, "FAIL     %d warning(s), and -strict makes them fail\n", warnings)
-		return shown{errStrictWarnings}
-	}
-	if *offline {
-		return nil
-	}
+		cfg.Source, cfg.SourceReason, strings.Join(writtenTopics(cfg), ", "), strings.Join(cfg.Kafka.Brokers, ","))
+	return cfg, warnings, nil
+}
 
-	failed := false
-	report := func(what string, err error, okText string) {
-		if err != nil {
-			failed = true
-			fmt.Fprintf(stdout, "FAIL     %s: %v\n", what, err)
-			return
-		}
-		fmt.Fprintf(stdout, "ok       %s: %s\n", what, okText)
+// checkReport prints check's probes, one line each.
+type checkReport struct {
+	out    io.Writer
+	failed bool
+}
+
+func (r *checkReport) line(what string, err error, okText string) {
+	if err != nil {
+		r.failed = true
+		fmt.Fprintf(r.out, "FAIL     %s: %v\n", what, err)
+		return
 	}
-	kctx, cancel := context.WithTimeout(ctx, *timeout)
-	brokers, probes, err := kafkasink.Probe(kctx, cfg.Kafka, topics...)
-	cancel()
-	report("kafka", err, fmt.Sprintf("%d broker(s) answer", brokers))
+	fmt.Fprintf(r.out, "ok       %s: %s\n", what, okText)
+}
+
+// probeKafka asks the brokers for every topic the service writes, and
+// whether it may write there.
+func (r *checkReport) probeKafka(ctx context.Context, cfg config.Config) {
+	brokers, probes, err := kafkasink.Probe(ctx, cfg.Kafka, writtenTopics(cfg)...)
+	r.line("kafka", err, fmt.Sprintf("%d broker(s) answer", brokers))
 	for _, p := range probes {
 		var perr error
 		switch {
 		case errors.Is(p.Err, kerr.UnknownTopicOrPartition) && p.Topic == cursorTopic(cfg):
-			fmt.Fprintf(stdout, "ok       topic %s: %v; the service creates it, compacted, with one partition (the Steam scans' cursors)\n", p.Topic, p.Err)
+			fmt.Fprintf(r.out, "ok       topic %s: %v; the service creates it, compacted, with one partition (the Steam scans' cursors)\n", p.Topic, p.Err)
 			continue
 		case errors.Is(p.Err, kerr.UnknownTopicOrPartition) && cfg.Kafka.CreateTopic:
-			fmt.Fprintf(stdout, "ok       topic %s: %v; the service creates it (KAFKA_CREATE_TOPIC=true)\n", p.Topic, p.Err)
+			fmt.Fprintf(r.out, "ok       topic %s: %v; the service creates it (KAFKA_CREATE_TOPIC=true)\n", p.Topic, p.Err)
 			continue
 		case p.Err != nil:
 			perr = fmt.Errorf("%w (create it, or set KAFKA_CREATE_TOPIC=true)", p.Err)
@@ -121,17 +152,8 @@ func check(ctx context.Context, args []string, lookup func(string) (string, bool
 		case p.CanWrite == "no":
 			perr = errors.New("this client may not write to it (no WRITE permission)")
 		}
-		report("topic "+p.Topic, perr, fmt.Sprintf("%d partitions, all led; may write: %s", p.Partitions, p.CanWrite))
+		r.line("topic "+p.Topic, perr, fmt.Sprintf("%d partitions, all led; may write: %s", p.Partitions, p.CanWrite))
 	}
-
-	sctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	where, text, err := probeSource(sctx, cfg)
-	report("source "+cfg.Source+" at "+where, err, text)
-	if failed {
-		return errCheckFailed
-	}
-	return nil
 }
 
 // errStrictWarnings is check -strict's failure on warnings alone: exit
