@@ -187,12 +187,20 @@ func TestEnvironmentVariablesAreReadByTheService(t *testing.T) {
 
 // loadConfig runs the service's own configuration loader on env, as the
 // process would see it, so that a value the service would refuse at start
-// (exit status 2) fails here.
+// (exit status 2), or a setting its source would ignore, fails here.
 func loadConfig(t *testing.T, where string, env map[string]string) config.Config {
 	t.Helper()
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatalf("%s: the service would refuse this configuration: %v", where, err)
+	}
+	// The Secret's keys are optional and there for a change of source: the
+	// service names one its source ignores at start, and that is all.
+	ignored := slices.DeleteFunc(slices.Clone(cfg.Ignored), func(name string) bool {
+		return slices.ContainsFunc(config.Vars, func(v config.Var) bool { return v.Name == name && v.Secret })
+	})
+	if len(ignored) > 0 {
+		t.Errorf("%s: sets %v, which SOURCE=%s does not read (the service would warn at start)", where, ignored, cfg.Source)
 	}
 	return cfg
 }
