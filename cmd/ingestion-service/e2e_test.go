@@ -406,32 +406,50 @@ func TestSIGTERMFlushesBufferedRecords(t *testing.T) {
 	const n = 3000
 	cluster := kafkatest.Start(t)
 	topic := cluster.Topic(t, 2)
-	frames, _ := mixedFrames(9_000_000_000, n, 0)
-	f := newFeed(t, frames)
-	f.hold, f.holdAfter = make(chan struct{}), 1
-	svc := startService(t, map[string]string{
-		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(cluster.Brokers, ","),
-		"KAFKA_PUBLISH_TOPIC":     topic,
-		"OPENDOTA_STREAM_URL":     f.url,
-		"KAFKA_LINGER":            "1m",
-		"KAFKA_BATCH_MAX_BYTES":   "1000000",
-	})
-	svc.waitFor(t, "the first frame published", 60*time.Second, func() bool {
-		return svc.metric(t, "ingestion_matches_published_total") == 1
-	})
-	close(f.hold)
-	svc.waitFor(t, "all frames accepted", 60*time.Second, func() bool {
-		return svc.metric(t, "ingestion_matches_accepted_total") == n
-	})
-	if p := svc.metric(t, "ingestion_matches_published_total"); p == n {
-		t.Fatalf("all %d records were published before the signal; the test proves nothing", n)
-	}
+	f, env := lingering(t, cluster, topic, 9_000_000_000, n)
+	svc := startService(t, env)
+	lingerOver(t, svc, f, n)
 	if code, _ := svc.stop(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit status = %d", code)
 	}
 	if got := len(cluster.ReadAll(t, topic, n, 30*time.Second)); got != n {
 		t.Fatalf("topic holds %d records after SIGTERM, want %d", got, n)
 	}
+}
+
+// lingering returns a feed of n frames from base that holds all but the
+// first until lingerOver, and the settings under which a service's
+// producer lingers over what it has: a minute, in batches of up to 1 MB.
+func lingering(t *testing.T, cluster *kafkatest.Cluster, topic string, base int64, n int) (*feed, map[string]string) {
+	frames, _ := mixedFrames(base, n, 0)
+	f := newFeed(t, frames)
+	f.hold, f.holdAfter = make(chan struct{}), 1
+	return f, map[string]string{
+		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(cluster.Brokers, ","),
+		"KAFKA_PUBLISH_TOPIC":     topic,
+		"OPENDOTA_STREAM_URL":     f.url,
+		"KAFKA_LINGER":            "1m",
+		"KAFKA_BATCH_MAX_BYTES":   "1000000",
+	}
+}
+
+// lingerOver lets the feed's frames go once the first is published, and
+// returns how many were published once all n are accepted: fewer than n,
+// or the test proves nothing.
+func lingerOver(t *testing.T, svc *service, f *feed, n int) float64 {
+	t.Helper()
+	svc.waitFor(t, "the first frame published", 90*time.Second, func() bool {
+		return svc.metric(t, "ingestion_matches_published_total") == 1
+	})
+	close(f.hold)
+	svc.waitFor(t, "all frames accepted", 60*time.Second, func() bool {
+		return svc.metric(t, "ingestion_matches_accepted_total") == float64(n)
+	})
+	p := svc.metric(t, "ingestion_matches_published_total")
+	if p == float64(n) {
+		t.Fatalf("all %d records were published before the signal; the test proves nothing", n)
+	}
+	return p
 }
 
 var shutdownLine = regexp.MustCompile(`"event":"Shutdown complete".*`)
