@@ -96,9 +96,12 @@ func TestSequencePages(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(tt.wantSeqs) && !(len(got) == 0 && len(tt.wantSeqs) == 0) {
 				t.Fatalf("seqs = %v, want %v", got, tt.wantSeqs)
 			}
-			calls := s.Calls()
-			if len(calls) != 1 || calls[0].Endpoint != Sequence || calls[0].StartAt != tt.start || calls[0].Matches != len(got) {
-				t.Fatalf("calls = %+v", calls)
+			// Only the API's calls: a stray request to the fake's port
+			// (another test's client, looking for a server it has not
+			// started yet) is recorded, but is not this test's.
+			calls := slices.DeleteFunc(s.Calls(), func(c Call) bool { return c.Endpoint != Sequence })
+			if len(calls) != 1 || calls[0].StartAt != tt.start || calls[0].Matches != len(got) {
+				t.Fatalf("calls = %+v", s.Calls())
 			}
 		})
 	}
