@@ -83,11 +83,8 @@ func newApp(cfg config.Config, log *slog.Logger) (*app, error) {
 
 // build builds the parts in the order they depend on each other.
 func (s *app) build() (err error) {
-	// Every client of the service sees the Kafka settings the sink has: the
-	// Steam writers and readers take a fleet by its transactional ID.
-	s.cfg.Kafka = sinkConfig(s.cfg)
 	cfg, log := s.cfg, s.log
-	if s.sink, err = kafkasink.New(cfg.Kafka, log.With("component", "kafka"), s.reg); err != nil {
+	if s.sink, err = kafkasink.New(sinkConfig(cfg), log.With("component", "kafka"), s.reg); err != nil {
 		return err
 	}
 	// The Steam scans write their pages in transactions with their
