@@ -8,11 +8,12 @@ import (
 )
 
 // ReadCursors reads a compacted cursor topic (such as a PageWriter's
-// CursorTopic) from its start to its last stable offset, as a consumer of
-// committed data does, and returns the last committed value of each key
-// that match accepts; a nil match accepts every key. A record with a nil
-// value is a tombstone: it deletes its key. Values written in aborted
-// transactions are not read, and it waits for no open transaction. It
+// CursorTopic) from its start to its end, as a consumer of committed data
+// does, and returns the last committed value of each key that match
+// accepts; a nil match accepts every key. A record with a nil value is a
+// tombstone: it deletes its key. Values written in aborted transactions
+// are not read. Every value committed before the call is read: a
+// transaction open then is waited for (see readCommitted). It
 // reaches the cluster as cfg says (ConnOpts: Brokers, Security,
 // ExtraOpts); cfg.Topic is not used. A topic that does not exist (after a
 // few seconds' wait for one created a moment ago) gives an error wrapping

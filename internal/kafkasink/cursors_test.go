@@ -133,3 +133,76 @@ func TestReadCursors(t *testing.T) {
 		})
 	}
 }
+
+// TestReadCursorsSeesWhatCommittedBehindAnOpenTransaction: a cursor
+// committed after another writer opened its transaction on the same
+// partition is read, not the value before it. The read waits for the
+// open transaction to end (the last stable offset stays at its first
+// record until then), so that a new owner of a unit never resumes from a
+// cursor older than the last one committed: that page would be written
+// twice. Without the wait the read stops at the last stable offset and
+// returns the older cursor.
+func TestReadCursorsSeesWhatCommittedBehindAnOpenTransaction(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Another unit's writer opens a transaction and stalls in it (a
+	// process paused or killed between its cursor and its commit).
+	for _, end := range []struct {
+		name   string
+		commit bool
+		want   map[string]string
+	}{
+		{"then commits", true, map[string]string{"unit-a": "a1", "unit-b": "b2"}},
+		{"then aborts", false, map[string]string{"unit-b": "b2"}},
+	} {
+		t.Run(end.name, func(t *testing.T) {
+			topic := cluster.Topic(t, 1)
+			writeCursors(ctx, t, cluster, topic, []cursorTxn{{commit: true, records: []kgo.Record{cursor("unit-b", "b1")}}})
+			stalled, err := kgo.NewClient(append([]kgo.Opt{
+				kgo.SeedBrokers(cluster.Brokers...),
+				kgo.DefaultProduceTopic(topic),
+				kgo.TransactionalID("stalled-" + topic),
+			}, cluster.Opts...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stalled.Close()
+			if err := stalled.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			a := cursor("unit-a", "a1")
+			if err := stalled.ProduceSync(ctx, &a).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			// Unit b commits its next cursor behind it, and the broker
+			// has written the commit's marker.
+			writeCursors(ctx, t, cluster, topic, []cursorTxn{{commit: true, records: []kgo.Record{cursor("unit-b", "b2")}}})
+			cfg := Config{Brokers: cluster.Brokers, ExtraOpts: cluster.Opts}
+			type read struct {
+				got map[string][]byte
+				err error
+			}
+			done := make(chan read, 1)
+			go func() {
+				got, err := ReadCursors(ctx, cfg, topic, nil)
+				done <- read{got, err}
+			}()
+			select {
+			case r := <-done:
+				t.Fatalf("ReadCursors returned %q, %v while a transaction before the last cursor was open; want it to wait and read b2", r.got, r.err)
+			case <-time.After(time.Second):
+			}
+			if err := stalled.EndTransaction(ctx, kgo.TransactionEndTry(end.commit)); err != nil {
+				t.Fatal(err)
+			}
+			r := <-done
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if !maps.EqualFunc(r.got, end.want, func(v []byte, w string) bool { return string(v) == w }) {
+				t.Fatalf("ReadCursors = %q, want %q", r.got, end.want)
+			}
+		})
+	}
+}

@@ -15,12 +15,17 @@ import (
 
 // readCommitted reads every partition of topic as a consumer of committed
 // data does, with a client of its own built from cfg (ConnOpts): from the
-// offset from chooses, given the partition's start offset and its last
-// stable offset, up to that last stable offset. It hands each record to
-// each, in offset order within a partition, but not the transaction
-// markers; records of aborted transactions are not read, and it waits for
-// no open transaction. A partition for which from returns its last stable
-// offset or more is not read.
+// offset from chooses, given the partition's start offset and its end
+// offset (high watermark) when the read begins, up to that end. It hands
+// each record to each, in offset order within a partition, but not the
+// transaction markers; records of aborted transactions are not read.
+// Everything committed before it began is read: a transaction still open
+// then, anywhere before the end, is waited for until it commits or aborts
+// (the last stable offset stays at its first record until then, and a
+// read that stopped there would miss what other writers committed after
+// it: a unit's cursor older than its last, whose page a new owner would
+// write again). A partition for which from returns its end offset or more
+// is not read.
 //
 // A topic created a moment ago may not be known to every broker yet:
 // listing its offsets is retried for a few seconds while the brokers call
@@ -43,7 +48,7 @@ func readCommitted(ctx context.Context, cfg Config, topic string, from func(p in
 	}
 	defer cl.Close()
 
-	starts, ends, err := listStable(ctx, kadm.NewClient(cl), topic)
+	starts, ends, err := listEnds(ctx, kadm.NewClient(cl), topic)
 	if err != nil {
 		return err
 	}
@@ -92,10 +97,10 @@ func readCommitted(ctx context.Context, cfg Config, topic string, from func(p in
 	return nil
 }
 
-// listStable lists the start offset and the last stable offset of every
-// partition of topic, retrying for a few seconds while the brokers call
+// listEnds lists the start offset and the end offset (high watermark)
+// of every partition of topic, retrying for a few seconds while the brokers call
 // the topic unknown or leaderless (it may have been created a moment ago).
-func listStable(ctx context.Context, adm *kadm.Client, topic string) (starts, ends kadm.ListedOffsets, err error) {
+func listEnds(ctx context.Context, adm *kadm.Client, topic string) (starts, ends kadm.ListedOffsets, err error) {
 	for wait := 50 * time.Millisecond; ; wait *= 2 {
 		starts, err = adm.ListStartOffsets(ctx, topic)
 		if err == nil {
@@ -104,12 +109,12 @@ func listStable(ctx context.Context, adm *kadm.Client, topic string) (starts, en
 		if err != nil {
 			err = fmt.Errorf("list start offsets of %s: %w", topic, err)
 		} else {
-			ends, err = adm.ListCommittedOffsets(ctx, topic)
+			ends, err = adm.ListEndOffsets(ctx, topic)
 			if err == nil {
 				err = ends.Error()
 			}
 			if err != nil {
-				err = fmt.Errorf("list last stable offsets of %s: %w", topic, err)
+				err = fmt.Errorf("list end offsets of %s: %w", topic, err)
 			}
 		}
 		if err == nil || wait > 5*time.Second || !topicSettling(err) {

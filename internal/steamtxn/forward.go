@@ -63,7 +63,9 @@ func Forward(kcfg kafkasink.Config, topics Topics, sc *steamseq.Scanner, w *Writ
 					// backfill wrote what it holds. Its records commit
 					// with its shards' cursors, so reading the cursors
 					// after the topic sees every shard whose records the
-					// topic read saw.
+					// topic read saw (a read waits for the transactions
+					// open when it begins, whose markers each partition
+					// gets in its own time).
 					res, ferr := fallback(ctx, behind, ceiling)
 					backfilled, err := hasShardCursors(ctx, kcfg, topics)
 					if err != nil {
