@@ -99,6 +99,19 @@ func backfillFleet(t *testing.T, r fleetRun) fleetResult {
 		return e
 	}
 	var replicas []*service // guarded by lagMu while the sampler runs
+	defer func() {
+		// First, on failure: what each replica led, and what went wrong
+		// there, in a few lines (each one's whole output follows).
+		if !t.Failed() {
+			return
+		}
+		lagMu.Lock()
+		live := append([]*service(nil), replicas...)
+		lagMu.Unlock()
+		for i, s := range live {
+			t.Logf("replica %d: leads, warnings and errors:\n%s", i, tail(fleetEvents(s.out.String()), 4000))
+		}
+	}()
 	for i := range r.replicas {
 		replicas = append(replicas, startService(t, env(i)))
 	}
@@ -250,6 +263,26 @@ func backfillFleet(t *testing.T, r fleetRun) fleetResult {
 	}
 	res.cursorCommit = checkShardCursors(t, cluster, ids, from, to, r.shards)
 	return res
+}
+
+// fleetEvents returns the lines of a replica's output that say what it
+// led, where its forward scan resumed and what went wrong there, but the
+// broken match the test serves, each cut to 400 bytes.
+func fleetEvents(out string) string {
+	var b strings.Builder
+	for line := range strings.Lines(out) {
+		expected := strings.Contains(line, "Steam call failed, retrying") || strings.Contains(line, "Stepped past a broken match") ||
+			strings.Contains(line, "the fleet's group is out of this replica's reach")
+		if !expected && (strings.Contains(line, `"level":"warning"`) || strings.Contains(line, `"level":"error"`) ||
+			strings.Contains(line, "leads the fleet") || strings.Contains(line, `"Leading:`) ||
+			strings.Contains(line, "forward scan") || strings.Contains(line, "Resuming") || strings.Contains(line, "resuming")) {
+			if len(line) > 400 {
+				line = line[:400] + "...\n"
+			}
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
 
 // seqOf returns the match_seq_num header of rec, 0 if none.
