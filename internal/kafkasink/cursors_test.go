@@ -24,14 +24,7 @@ type cursorTxn struct {
 // producer, committing or aborting it.
 func writeCursors(ctx context.Context, t *testing.T, cluster *kafkatest.Cluster, topic string, txns []cursorTxn) {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(cluster.Brokers...),
-		kgo.DefaultProduceTopic(topic),
-		kgo.TransactionalID("cursors-" + topic),
-	}, cluster.Opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := txnClient(t, cluster, topic, "cursors-"+topic)
 	defer cl.Close()
 	for i, txn := range txns {
 		if err := cl.BeginTransaction(); err != nil {
@@ -46,6 +39,21 @@ func writeCursors(ctx context.Context, t *testing.T, cluster *kafkatest.Cluster,
 			t.Fatalf("transaction %d: end: %v", i, err)
 		}
 	}
+}
+
+// txnClient returns a transactional producer to topic with the
+// transactional ID id.
+func txnClient(t *testing.T, cluster *kafkatest.Cluster, topic, id string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(cluster.Brokers...),
+		kgo.DefaultProduceTopic(topic),
+		kgo.TransactionalID(id),
+	}, cluster.Opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
 }
 
 func cursor(key, value string) kgo.Record {
@@ -159,14 +167,7 @@ func TestReadCursorsSeesWhatCommittedBehindAnOpenTransaction(t *testing.T) {
 		t.Run(end.name, func(t *testing.T) {
 			topic := cluster.Topic(t, 1)
 			writeCursors(ctx, t, cluster, topic, []cursorTxn{{commit: true, records: []kgo.Record{cursor("unit-b", "b1")}}})
-			stalled, err := kgo.NewClient(append([]kgo.Opt{
-				kgo.SeedBrokers(cluster.Brokers...),
-				kgo.DefaultProduceTopic(topic),
-				kgo.TransactionalID("stalled-" + topic),
-			}, cluster.Opts...)...)
-			if err != nil {
-				t.Fatal(err)
-			}
+			stalled := txnClient(t, cluster, topic, "stalled-"+topic)
 			defer stalled.Close()
 			if err := stalled.BeginTransaction(); err != nil {
 				t.Fatal(err)
