@@ -311,7 +311,7 @@ func TestNetFaultsStream(t *testing.T) {
 	stream := newLiveStream(t, idRange(3_000_000_001, liveIDs(t, rate)), streamOpts{Rate: rate, WriteTimeout: 2 * time.Second})
 	runLiveSource(t, "a live WebSocket stream at 100/s with the spool", stream.url, func(url string) map[string]string {
 		return map[string]string{"OPENDOTA_STREAM_URL": url}
-	}, stream.sent)
+	}, stream.sent, stream.halt)
 }
 
 // liveIDs is how many IDs a live source at rate needs for the fault matrix.
@@ -322,8 +322,9 @@ func liveIDs(t *testing.T, rate int) int {
 // runLiveSource runs the fault matrix on a service reading a live source
 // at sourceURL (with the settings env gives for the URL through its proxy)
 // beside three brokers, with the spool, and checks it with checkLiveSource.
-// sent returns the IDs the source has sent so far.
-func runLiveSource(t *testing.T, scenario, sourceURL string, env func(url string) map[string]string, sent func() []int64) {
+// sent returns the IDs the source has sent so far; halt makes it send no
+// more.
+func runLiveSource(t *testing.T, scenario, sourceURL string, env func(url string) map[string]string, sent func() []int64, halt func()) {
 	t.Helper()
 	cluster, kafka := kafkatest.StartFakeBehindProxies(t, 3)
 	topic := cluster.Topic(t, 3)
@@ -341,7 +342,30 @@ func runLiveSource(t *testing.T, scenario, sourceURL string, env func(url string
 	phases := runPhases(t, svc, mon, netLinks{kafka: kafka, source: []*faultproxy.Proxy{source}}, netScenarios(t, faultproxy.Scenarios()), netFaultSeconds(t),
 		"ingestion_matches_published_total", drained, func() { marks = append(marks, len(sent())) })
 	mon.halt()
-	checkLiveSource(t, scenario, svc, cluster, topic, phases, marks, sent())
+	// The end: the source sends no more, and what it sent arrives before
+	// the last phase is counted and the service stopped, so that no ID is
+	// still on its way (missing) or sent after the count (unexpected).
+	halt()
+	holdStill(t, svc, "ingestion_frames_received_total")
+	all := sent()
+	marks[len(marks)-1] = len(all)
+	checkLiveSource(t, scenario, svc, cluster, topic, phases, marks, all)
+}
+
+// holdStill waits until the counter name of svc holds still for a second:
+// what a halted source sent has arrived.
+func holdStill(t *testing.T, svc *service, name string) {
+	t.Helper()
+	last := -1.0
+	svc.waitFor(t, name+" holding still", time.Minute, func() bool {
+		v := svc.metric(t, name)
+		still := v == last
+		last = v
+		if !still {
+			time.Sleep(time.Second)
+		}
+		return still
+	})
 }
 
 // drained says the service holds nothing and has published every match it
@@ -444,10 +468,11 @@ func TestNetFaultsSteam(t *testing.T) {
 // not, as the real feed does (a client that reconnects gets what comes
 // next, never what it missed).
 type liveLogs struct {
-	ids  []int64
-	srv  *httptest.Server
-	next atomic.Int64 // index of the next ID to announce
-	stop chan struct{}
+	ids    []int64
+	srv    *httptest.Server
+	next   atomic.Int64 // index of the next ID to announce
+	halted atomic.Bool  // announces nothing more (halt)
+	stop   chan struct{}
 
 	mu      sync.Mutex
 	clients map[chan []byte]struct{}
@@ -466,6 +491,9 @@ func newLiveLogs(t *testing.T, ids []int64, rate int) *liveLogs {
 			case <-l.stop:
 				return
 			case <-tick.C:
+			}
+			if l.halted.Load() {
+				continue
 			}
 			var b []byte
 			for range max(1, rate/100) {
@@ -533,6 +561,9 @@ func (l *liveLogs) serve(w http.ResponseWriter, r *http.Request) {
 // sent returns the IDs announced so far.
 func (l *liveLogs) sent() []int64 { return l.ids[:l.next.Load()] }
 
+// halt makes the feed announce no more IDs; the connections stay open.
+func (l *liveLogs) halt() { l.halted.Store(true) }
+
 // TestNetFaultsOpenDota: OpenDota's live log feed announcing 100 matches a
 // second, with the spool, through each network fault on its Kafka links
 // (three brokers) and its feed link. Every match the service accepted is
@@ -544,5 +575,5 @@ func TestNetFaultsOpenDota(t *testing.T) {
 	feed := newLiveLogs(t, idRange(4_000_000_001, liveIDs(t, rate)), rate)
 	runLiveSource(t, "OpenDota's live log feed at 100/s with the spool", feed.srv.URL+"/logs", func(url string) map[string]string {
 		return map[string]string{"SOURCE": "opendota-logs", "OPENDOTA_LOGS_URL": url}
-	}, feed.sent)
+	}, feed.sent, feed.halt)
 }

@@ -27,7 +27,8 @@ type liveStream struct {
 	mu       sync.Mutex
 	next     int // index of the next ID to send
 	conns    int
-	dropped  int // clients dropped for not reading
+	dropped  int  // clients dropped for not reading
+	halted   bool // sends nothing more (halt)
 	finished chan struct{}
 }
 
@@ -103,6 +104,10 @@ func (s *liveStream) serve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			s.mu.Lock()
+			if s.halted {
+				s.mu.Unlock()
+				break
+			}
 			if s.next >= len(s.ids) {
 				s.mu.Unlock()
 				s.finish()
@@ -151,6 +156,13 @@ func (s *liveStream) finish() {
 	default:
 		close(s.finished)
 	}
+}
+
+// halt makes the stream send no more IDs; the connections stay open.
+func (s *liveStream) halt() {
+	s.mu.Lock()
+	s.halted = true
+	s.mu.Unlock()
 }
 
 // sent returns the distinct IDs the stream has sent so far.
