@@ -199,35 +199,9 @@ func measure(ctx context.Context, o options, n int, bin string, brokers []string
 		procs = append(procs, cmd)
 	}
 	began := time.Now()
-	shards := backfill.Split(rng, o.shards)
-	var at10, at90 time.Time
-	for {
-		if time.Since(began) > o.timeout {
-			return result{}, fmt.Errorf("not finished after %s", o.timeout)
-		}
-		// A read gives up within seconds: until the first replica has
-		// created the cursor topic, a read waits for it (a topic created
-		// a moment ago is waited for), and on a short run that wait
-		// would take the 10% and 90% marks with it.
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		p, err := backfill.Read(rctx, kcfg, topics, shards)
-		cancel()
-		if ctx.Err() != nil {
-			return result{}, ctx.Err()
-		}
-		if err == nil {
-			done := float64(p.SeqsDone) / float64(p.Seqs)
-			if at10.IsZero() && done >= 0.1 {
-				at10 = time.Now()
-			}
-			if at90.IsZero() && done >= 0.9 {
-				at90 = time.Now()
-			}
-			if p.Finished {
-				break
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
+	at10, at90, err := follow(ctx, kcfg, topics, backfill.Split(rng, o.shards), o.timeout)
+	if err != nil {
+		return result{}, err
 	}
 	res := result{replicas: n, took: time.Since(began), allowance: float64(len(keys)) / o.rate.Seconds()}
 	var ok, refused, okSteady int
@@ -246,7 +220,6 @@ func measure(ctx context.Context, o options, n int, bin string, brokers []string
 		res.accepted = float64(okSteady) / span
 	}
 	res.refused = float64(refused) / float64(max(ok+refused, 1))
-	var err error
 	if res.matches, res.idBytes, err = topicBytes(ctx, brokers, topics.IDs); err != nil {
 		return result{}, err
 	}
@@ -255,6 +228,40 @@ func measure(ctx context.Context, o options, n int, bin string, brokers []string
 	}
 	res.idDisk, res.objectDisk = diskBytes(ctx, brokers, topics.IDs), diskBytes(ctx, brokers, topics.Matches)
 	return res, nil
+}
+
+// follow reads the backfill's progress until every shard is done, and
+// returns when it first found 10% and 90% of the seqs done.
+func follow(ctx context.Context, kcfg kafkasink.Config, topics steamtxn.Topics, shards []steamseq.Range, timeout time.Duration) (at10, at90 time.Time, err error) {
+	began := time.Now()
+	for {
+		if time.Since(began) > timeout {
+			return at10, at90, fmt.Errorf("not finished after %s", timeout)
+		}
+		// A read gives up within seconds: until the first replica has
+		// created the cursor topic, a read waits for it (a topic created
+		// a moment ago is waited for), and on a short run that wait
+		// would take the 10% and 90% marks with it.
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		p, err := backfill.Read(rctx, kcfg, topics, shards)
+		cancel()
+		if ctx.Err() != nil {
+			return at10, at90, ctx.Err()
+		}
+		if err == nil {
+			done := float64(p.SeqsDone) / float64(p.Seqs)
+			if at10.IsZero() && done >= 0.1 {
+				at10 = time.Now()
+			}
+			if at90.IsZero() && done >= 0.9 {
+				at90 = time.Now()
+			}
+			if p.Finished {
+				return at10, at90, nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // diskBytes returns the bytes topic takes on the brokers' disks, every
