@@ -564,6 +564,13 @@ func (l *liveLogs) sent() []int64 { return l.ids[:l.next.Load()] }
 // halt makes the feed announce no more IDs; the connections stay open.
 func (l *liveLogs) halt() { l.halted.Store(true) }
 
+// halt makes the stream send no more IDs; the connections stay open.
+func (s *liveStream) halt() {
+	s.mu.Lock()
+	s.halted = true
+	s.mu.Unlock()
+}
+
 // TestNetFaultsOpenDota: OpenDota's live log feed announcing 100 matches a
 // second, with the spool, through each network fault on its Kafka links
 // (three brokers) and its feed link. Every match the service accepted is

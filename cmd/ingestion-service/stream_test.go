@@ -28,7 +28,7 @@ type liveStream struct {
 	next     int // index of the next ID to send
 	conns    int
 	dropped  int  // clients dropped for not reading
-	halted   bool // sends nothing more (halt)
+	halted   bool // sends nothing more (halt, in the network-fault tests)
 	finished chan struct{}
 }
 
@@ -156,13 +156,6 @@ func (s *liveStream) finish() {
 	default:
 		close(s.finished)
 	}
-}
-
-// halt makes the stream send no more IDs; the connections stay open.
-func (s *liveStream) halt() {
-	s.mu.Lock()
-	s.halted = true
-	s.mu.Unlock()
 }
 
 // sent returns the distinct IDs the stream has sent so far.
