@@ -122,11 +122,19 @@ func TestCreateTopicLogsWhatTheBrokersMade(t *testing.T) {
 	if len(lines) != 1 {
 		t.Fatalf("%d lines say the topic was created: %s", len(lines), logs.String())
 	}
-	details, err := cluster.Admin(t).ListTopics(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
+	// A broker's metadata may list a topic created a moment ago without
+	// its partitions yet: ask again until it lists them.
+	var partitions int
+	for deadline := time.Now().Add(10 * time.Second); partitions == 0 && time.Now().Before(deadline); {
+		details, err := cluster.Admin(t).ListTopics(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if partitions = len(details[topic].Partitions); partitions == 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
-	if got, want := lines[0]["partitions"], float64(len(details[topic].Partitions)); got != want || want < 1 {
+	if got, want := lines[0]["partitions"], float64(partitions); got != want || want < 1 {
 		t.Errorf("logged partitions %v, the topic has %v", got, want)
 	}
 	if rf, ok := lines[0]["replication_factor"].(float64); !ok || rf < 1 {
