@@ -176,8 +176,8 @@ func TestReadCursorsSeesWhatCommittedBehindAnOpenTransaction(t *testing.T) {
 			if err := stalled.ProduceSync(ctx, &a).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
-			// Unit b commits its next cursor behind it, and the broker
-			// has written the commit's marker.
+			// Unit b commits its next cursor behind it (its marker comes
+			// in the broker's time: the read must wait for it too).
 			writeCursors(ctx, t, cluster, topic, []cursorTxn{{commit: true, records: []kgo.Record{cursor("unit-b", "b2")}}})
 			cfg := Config{Brokers: cluster.Brokers, ExtraOpts: cluster.Opts}
 			type read struct {
